@@ -1,0 +1,2 @@
+/* examples/echo.c: being written. */
+int main(void) { return 0; }

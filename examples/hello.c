@@ -1,0 +1,2 @@
+/* examples/hello.c: being written. */
+int main(void) { return 0; }

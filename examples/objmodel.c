@@ -1,0 +1,2 @@
+/* examples/objmodel.c: being written. */
+int main(void) { return 0; }

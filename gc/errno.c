@@ -1,0 +1,2 @@
+/* gc/errno.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* gc/fd.c: being written. */
+#include "config.h"

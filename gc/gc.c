@@ -1,0 +1,2 @@
+/* gc/gc.c: being written. */
+#include "config.h"

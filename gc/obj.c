@@ -1,0 +1,2 @@
+/* gc/obj.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* gc/ref.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* gc/thread.c: being written. */
+#include "config.h"

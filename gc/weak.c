@@ -1,0 +1,2 @@
+/* gc/weak.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lib/body.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lib/bufio.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lib/conn.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lib/context.c: being written. */
+#include "config.h"

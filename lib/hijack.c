@@ -1,0 +1,2 @@
+/* lib/hijack.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lib/parse.c: being written. */
+#include "config.h"

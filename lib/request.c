@@ -1,0 +1,2 @@
+/* lib/request.c: being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lib/response.c: being written. */
+#include "config.h"

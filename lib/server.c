@@ -1,0 +1,2 @@
+/* lib/server.c: being written. */
+#include "config.h"

@@ -1,0 +1,25 @@
+/* tests/test-main.c: the runner shared by every Check suite. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "test-common.h"
+
+int main(void)
+{
+    /* Whoever comes first initialises the collector; Check forks a child per test
+     * after this point, and bdwgc's fork handling (on in Debian's build) keeps the
+     * collector usable there. */
+    gh_gc_init();
+    gh_gc_set_finalize_on_demand(1);
+    /* No core files from deliberately crashing children. */
+    struct rlimit rl = {0, 0};
+    (void)setrlimit(RLIMIT_CORE, &rl);
+
+    SRunner *sr = srunner_create(test_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
