@@ -59,7 +59,18 @@ typedef struct gh__reqhead {
  *                431 (head longer than max_head), 501 (never from here).
  * max_head bounds the head (skipped CRLFs included): a complete head longer than
  * max_head, or an incomplete one whose len already exceeds max_head, gives 431. Exact:
- * a head of exactly max_head bytes is accepted.
+ * a head of exactly max_head bytes is accepted. (max_head is capped at INT_MAX.)
+ *
+ * Request line: method is a case-sensitive token; exactly one SP between the parts;
+ * the version is "HTTP/" DIGIT "." DIGIT. Target forms (RFC 9112 §3.2): "/..." is
+ * origin-form; "*" needs OPTIONS (or the preface); CONNECT needs authority-form
+ * (host ":" port, port 1-65535 in at most 5 digits, no userinfo) and nothing else;
+ * otherwise scheme ":" makes absolute-form; anything else is 400. "PRI * HTTP/2.0" is
+ * the preface only with no header fields; with fields it is 505, as in Go.
+ * Errors are reported as soon as the bytes show them, before the head is complete.
+ *
+ * Cost: each call rescans buf from the start (no state is kept between calls). A caller
+ * that reads in small pieces should call again only when the new bytes hold an LF.
  */
 int gh__parse_request_head(const char *buf, size_t len, size_t max_head, gh__reqhead_t *h,
                            gh__hfield_t *fields, size_t cap, int *status);
@@ -80,21 +91,23 @@ int gh__is_token(const char *p, size_t n);
 /*
  * Incremental chunked decoder (RFC 9112 §7.1). Feed it bytes; it consumes framing and
  * hands back spans of body data that sit inside the input. Chunk extensions are
- * validated (token, "=", token or quoted-string) and ignored. The trailer section is
- * not parsed here: when the decoder reaches it, it returns GH__CHUNK_TRAILERS and the
- * caller collects the section (up to CRLF CRLF, or the lone CRLF) and parses it with
- * gh__parse_fields.
+ * validated (token, "=", token or quoted-string) and ignored; BWS is allowed only
+ * before ";" and around "=", so a size line ending in SP/HTAB is an error. The trailer
+ * section is not parsed here: when the decoder reaches it, it returns
+ * GH__CHUNK_TRAILERS and the caller collects the section (up to CRLF CRLF, or the lone
+ * CRLF) and parses it with gh__parse_fields. After an error every call returns
+ * GH_EPROTO; after the last chunk every call returns GH__CHUNK_TRAILERS, using nothing.
  */
 typedef struct gh__chunked {
     int state;           /* private */
     uint64_t remaining;  /* bytes left in the current chunk's data */
     uint32_t line_len;   /* bytes of the current size line seen (bounded) */
     int saw_digit;
-    int in_quote, quote_escape;
+    int in_quote, quote_escape; /* unused: the quoted-string states live in `state` */
 } gh__chunked_t;
 
 enum {
-    GH__CHUNK_DATA = 1,     /* *data_off/*data_len describe body bytes; more may follow */
+    GH__CHUNK_DATA = 1,     /* *data_off, *data_len describe body bytes; more may follow */
     GH__CHUNK_NEED = 2,     /* all input consumed; feed more */
     GH__CHUNK_TRAILERS = 3  /* the last chunk was read; trailer section starts at *used */
 };
