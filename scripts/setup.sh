@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# scripts/setup.sh: make a checkout buildable and build it. Sourced by scripts/demo.sh and
+# scripts/test.sh (it can also be run on its own).
+#
+# 1. Installs the Debian packages in GH_DEB_PACKAGES that are missing (as root: apt-get;
+#    otherwise it prints the sudo line to run and exits 1).
+# 2. Runs ./autogen.sh, ./configure and make -j$(nproc), each only when needed.
+#
+# Progress goes to stderr; the output of a step is shown only when that step fails.
+# Knobs (environment):
+#   GH_CONFIGURE_FLAGS  extra ./configure arguments for a first configure (e.g. --enable-asan)
+#   GH_SETUP_ROOT       1 or 0: pretend to be root or not (default: id -u)
+#   GH_SETUP_NO_APT     1: skip the package check (non-Debian hosts, hand-made environments)
+set -eu
+
+# Everything the build, the tests and their clients need. Extend here, nowhere else.
+GH_DEB_PACKAGES="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check \
+curl python3 python3-websockets"
+
+GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+gh_log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+gh_die() {
+    gh_log "error: $*"
+    exit 1
+}
+
+# Run a command with its output going to a log; show the log only when it fails.
+gh_quiet() {
+    local log rc=0
+    log=$(mktemp "${TMPDIR:-/tmp}/gh-setup.XXXXXX")
+    "$@" >"$log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        cat "$log" >&2
+        rm -f "$log"
+        gh_die "'$*' failed (exit $rc)"
+    fi
+    rm -f "$log"
+}
+
+# Print the packages of GH_DEB_PACKAGES that dpkg does not report as installed.
+gh_missing_packages() {
+    local p status missing=""
+    for p in $GH_DEB_PACKAGES; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        case "$status" in
+        *" installed") ;;
+        *) missing="$missing $p" ;;
+        esac
+    done
+    printf '%s\n' "${missing# }"
+}
+
+gh_install_packages() {
+    if [ "${GH_SETUP_NO_APT:-0}" = 1 ]; then
+        return 0
+    fi
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        gh_log "warning: no dpkg-query (not Debian?); make sure these are installed: $GH_DEB_PACKAGES"
+        return 0
+    fi
+    local missing root
+    missing=$(gh_missing_packages)
+    if [ -z "$missing" ]; then
+        return 0
+    fi
+    root=${GH_SETUP_ROOT:-}
+    if [ -z "$root" ]; then
+        if [ "$(id -u)" = 0 ]; then root=1; else root=0; fi
+    fi
+    if [ "$root" != 1 ]; then
+        gh_log "missing Debian packages: $missing"
+        gh_log "install them, then run this again:"
+        printf '    sudo apt-get install -y %s\n' "$missing" >&2
+        exit 1
+    fi
+    gh_log "installing Debian packages: $missing"
+    gh_quiet apt-get update
+    # shellcheck disable=SC2086 # $missing is a list of package names
+    gh_quiet env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends $missing
+    missing=$(gh_missing_packages)
+    if [ -n "$missing" ]; then
+        gh_die "still missing after apt-get install: $missing"
+    fi
+}
+
+gh_build() {
+    cd "$GH_ROOT" || exit 1
+    if [ ! -f configure ] || [ configure.ac -nt configure ] ||
+        [ ! -f Makefile.in ] || [ Makefile.am -nt Makefile.in ]; then
+        gh_log "running ./autogen.sh"
+        gh_quiet ./autogen.sh
+    fi
+    if [ ! -f Makefile ] || [ ! -f config.status ]; then
+        gh_log "running ./configure ${GH_CONFIGURE_FLAGS:-}"
+        # shellcheck disable=SC2086 # word splitting of the flags is wanted
+        gh_quiet ./configure ${GH_CONFIGURE_FLAGS:-}
+    elif [ configure -nt config.status ]; then
+        # Re-run configure with the arguments it was first given.
+        gh_log "re-running configure (./config.status --recheck)"
+        gh_quiet ./config.status --recheck
+        gh_quiet ./config.status
+    fi
+    gh_log "building (make -j$(nproc))"
+    gh_quiet make -j"$(nproc)"
+}
+
+gh_setup() {
+    gh_install_packages
+    gh_build
+}
+
+gh_setup
