@@ -77,16 +77,19 @@ static const unsigned char cls[256] = {
 
 int gh__token_eq(const char *p, size_t n, const char *lower)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (lower[i] == '\0')
+    size_t i = 0;
+
+    /* Walk `lower` up to its NUL, so neither string is read past its end. */
+    for (; lower[i] != '\0'; i++) {
+        if (i == n)
             return 0;
+        unsigned char c = (unsigned char)p[i];
         if (c >= 'A' && c <= 'Z')
             c |= 0x20;
         if (c != (unsigned char)lower[i])
             return 0;
     }
-    return lower[n] == '\0';
+    return i == n;
 }
 
 int gh__is_token(const char *p, size_t n)
