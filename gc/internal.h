@@ -1,0 +1,50 @@
+/*
+ * gc/internal.h: private to gchttp's gc/ layer and lib/; not installed.
+ *
+ * Names here carry the gh__ prefix and are hidden (-fvisibility=hidden): they are
+ * shared between the library's own files and never exported.
+ */
+#ifndef GCHTTP_GC_INTERNAL_H
+#define GCHTTP_GC_INTERNAL_H
+
+#ifndef GC_THREADS
+#define GC_THREADS /* AM_CPPFLAGS defines it; stated again so no file forgets it */
+#endif
+#include <gc/gc.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gchttp/common.h"
+#include "gchttp/errno.h"
+#include "gchttp/obj.h"
+
+/*
+ * The hidden header in front of every gh_obj_new object.
+ *
+ * Two words, so that the user struct keeps the collector's 16-byte alignment. Both are
+ * declared non-pointer in the type's descriptor: `type` points to static storage, which
+ * the collector need not trace, and `check` is `type ^ GH__OBJ_MAGIC`, a cheap filter so
+ * that gh_obj_type() on a foreign object rarely needs the registry walk.
+ */
+typedef struct gh__objhdr_s {
+    gh_type_t *type;
+    uintptr_t check;
+} gh__objhdr_t;
+
+#define GH__OBJ_HDR sizeof(gh__objhdr_t)
+#define GH__OBJ_MAGIC ((uintptr_t)0x6768747470a5c3e1ull)
+
+/* The type of the object starting at `base` (a GC_base result), or NULL when it is not
+ * a gh object. Safe on any heap object. */
+gh_type_t *gh__obj_type_of_base(const void *base);
+
+/* A zeroed, conservatively scanned array of n pointers (GC_MALLOC), counted in
+ * gh_alloc_stats. For growable pointer arrays inside typed objects. Returns void *
+ * so that it converts to any T ** (lib/context.c relies on it). NULL on OOM. */
+void *gh__ptrs_new(size_t n);
+
+/* Bump the process-wide allocation counters for one object of GC size `bytes`. */
+void gh__count_alloc(size_t bytes);
+
+#endif

@@ -96,8 +96,15 @@ GH_EXTERN gh_type_t *gh_obj_type(const void *p);
  */
 GH_EXTERN void *gh_bytes_new(size_t n);
 
-/** The largest request <= n whose GC size does not spill past the power of two
- * at or above it (for n >= 16; smaller n is returned unchanged). */
+/**
+ * The largest request <= n whose GC size does not spill past the power of two at or
+ * above n (for n >= 16; smaller n is returned unchanged, as is every n when interior
+ * pointers are off). With interior pointers on, bdwgc adds one byte to each request, so
+ * 4096 becomes 4097 and takes two heap blocks; gh_bytes_good_size(4096) is 4095.
+ * Exact for requests above 2 KiB (large objects); below that bdwgc's size classes, which
+ * depend on the allocation history, decide the real size, and the result is merely
+ * never worse than n.
+ */
 GH_EXTERN size_t gh_bytes_good_size(size_t n);
 
 /** Copy a C string into atomic storage. NULL when out of memory. */
