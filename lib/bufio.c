@@ -1,2 +1,392 @@
-/* lib/bufio.c: being written. */
+/*
+ * lib/bufio.c: buffered reader and writer (gchttp/bufio.h).
+ *
+ * Modelled on Go's bufio, with one addition the hijack path needs: the buffer may be
+ * released while empty and comes back on the next use, so an idle hijacked connection
+ * holds no 4 KiB blocks (valyala/fasthttp#2363).
+ */
 #include "config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * A buffered reader.
+ * Alloc:     gh_obj_new(&gh__reader_type); buffer: gh_bytes_new (atomic), lazily.
+ * Kept by:   whoever reads through it: a connection (bufr), a request body, the user
+ *            after hijack. It keeps its source object alive.
+ * OS state:  none (the source owns it).
+ * Threads:   one at a time.
+ */
+struct gh_reader_s {
+    char *buf;        /* atomic; NULL while released */
+    void *src;        /* GC object (or NULL) passed to fn */
+    gh_read_fn fn;    /* code pointer: not traced */
+    size_t size;      /* capacity when allocated */
+    size_t r, w;      /* buf[r..w) is unread */
+    int err;          /* sticky error, or 0 */
+    int eof;          /* the source reported end of stream */
+};
+
+static const size_t reader_ptrs[] = {offsetof(struct gh_reader_s, buf),
+                                     offsetof(struct gh_reader_s, src)};
+static const char *const reader_names[] = {"buf", "src"};
+gh_type_t gh__reader_type = GH_TYPE_INIT_NAMED("bufio.Reader", struct gh_reader_s, reader_ptrs,
+                                               reader_names);
+
+/*
+ * A buffered writer.
+ * Alloc:     gh_obj_new(&gh__writer_type); buffer allocated on first write.
+ * Kept by:   a connection (bufw), the user after hijack. It keeps its sink alive.
+ */
+struct gh_writer_s {
+    char *buf;
+    void *dst;
+    gh_write_fn fn;
+    size_t size;
+    size_t n; /* bytes buffered */
+    int err;
+};
+
+static const size_t writer_ptrs[] = {offsetof(struct gh_writer_s, buf),
+                                     offsetof(struct gh_writer_s, dst)};
+static const char *const writer_names[] = {"buf", "dst"};
+gh_type_t gh__writer_type = GH_TYPE_INIT_NAMED("bufio.Writer", struct gh_writer_s, writer_ptrs,
+                                               writer_names);
+
+static size_t pick_size(size_t size)
+{
+    if (size == 0)
+        size = GH_BUFIO_DEFAULT_SIZE;
+    if (size < 16)
+        size = 16;
+    /* 4096 would cost two 4 KiB blocks with interior pointers on (see gc.h). */
+    return gh_bytes_good_size(size);
+}
+
+gh_reader_t *gh_reader_new(void *src, gh_read_fn fn, size_t size)
+{
+    gh_reader_t *r = gh_obj_new(&gh__reader_type);
+    if (!r)
+        return NULL;
+    r->src = src;
+    r->fn = fn;
+    r->size = pick_size(size);
+    return r;
+}
+
+void gh_reader_reset(gh_reader_t *r, void *src, gh_read_fn fn)
+{
+    r->src = src;
+    r->fn = fn;
+    r->eof = 0;
+    r->err = 0;
+}
+
+static int reader_ensure_buf(gh_reader_t *r)
+{
+    if (r->buf)
+        return 0;
+    r->buf = gh_bytes_new(r->size);
+    if (!r->buf)
+        return GH_ENOMEM;
+    r->r = r->w = 0;
+    return 0;
+}
+
+/* One read from the source into the free space at the end of the buffer. */
+static ssize_t reader_fill_once(gh_reader_t *r)
+{
+    if (r->err)
+        return r->err;
+    if (r->eof)
+        return 0;
+    int rc = reader_ensure_buf(r);
+    if (rc)
+        return rc;
+    if (r->r > 0) {
+        memmove(r->buf, r->buf + r->r, r->w - r->r);
+        r->w -= r->r;
+        r->r = 0;
+    }
+    if (r->w == r->size)
+        return GH_EMSGSIZE;
+    if (!r->fn)
+        return GH_EBADF;
+    ssize_t n = r->fn(r->src, r->buf + r->w, r->size - r->w);
+    if (n > 0) {
+        r->w += (size_t)n;
+        return n;
+    }
+    if (n == 0) {
+        r->eof = 1;
+        return 0;
+    }
+    /* A timeout is not sticky: the caller may extend the deadline and retry. */
+    if (n != GH_ETIMEDOUT && n != GH_EAGAIN)
+        r->err = (int)n;
+    return n;
+}
+
+ssize_t gh_reader_fill(gh_reader_t *r) { return reader_fill_once(r); }
+
+ssize_t gh_reader_read(gh_reader_t *r, void *buf, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (r->buf && r->w > r->r) {
+        size_t k = r->w - r->r;
+        if (k > n)
+            k = n;
+        memcpy(buf, r->buf + r->r, k);
+        r->r += k;
+        if (r->r == r->w)
+            r->r = r->w = 0;
+        return (ssize_t)k;
+    }
+    if (r->err)
+        return r->err;
+    if (r->eof)
+        return 0;
+    if (!r->fn)
+        return GH_EBADF;
+    if (n >= r->size) {
+        /* Large read with an empty buffer: skip the copy (as Go's bufio does). */
+        ssize_t k = r->fn(r->src, buf, n);
+        if (k == 0)
+            r->eof = 1;
+        else if (k < 0 && k != GH_ETIMEDOUT && k != GH_EAGAIN)
+            r->err = (int)k;
+        return k;
+    }
+    ssize_t k = reader_fill_once(r);
+    if (k <= 0)
+        return k;
+    return gh_reader_read(r, buf, n);
+}
+
+ssize_t gh_reader_read_full(gh_reader_t *r, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = gh_reader_read(r, (char *)buf + got, n - got);
+        if (k == 0)
+            break;
+        if (k < 0)
+            return got ? (ssize_t)got : k;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+ssize_t gh_reader_peek(gh_reader_t *r, size_t n, const char **p)
+{
+    int rc = reader_ensure_buf(r);
+    if (rc)
+        return rc;
+    if (n > r->size)
+        n = r->size;
+    while (r->w - r->r < n) {
+        ssize_t k = reader_fill_once(r);
+        if (k <= 0) {
+            if (r->w > r->r)
+                break;
+            return k;
+        }
+    }
+    *p = r->buf + r->r;
+    return (ssize_t)(r->w - r->r);
+}
+
+size_t gh_reader_buffered(const gh_reader_t *r, const char **p)
+{
+    if (p)
+        *p = r->buf ? r->buf + r->r : NULL;
+    return r->buf ? r->w - r->r : 0;
+}
+
+void gh_reader_consume(gh_reader_t *r, size_t n)
+{
+    size_t have = r->buf ? r->w - r->r : 0;
+    if (n > have)
+        n = have;
+    r->r += n;
+    if (r->r == r->w)
+        r->r = r->w = 0;
+}
+
+ssize_t gh_reader_read_line(gh_reader_t *r, const char **line, size_t limit)
+{
+    int rc = reader_ensure_buf(r);
+    if (rc)
+        return rc;
+    if (limit == 0 || limit > r->size)
+        limit = r->size;
+    size_t scanned = 0;
+    for (;;) {
+        size_t have = r->w - r->r;
+        size_t look = have < limit ? have : limit;
+        const char *nl = memchr(r->buf + r->r + scanned, '\n', look - scanned);
+        if (nl) {
+            size_t len = (size_t)(nl - (r->buf + r->r)) + 1;
+            *line = r->buf + r->r;
+            r->r += len;
+            if (r->r == r->w)
+                r->r = r->w = 0;
+            /* The line stays valid: compaction only happens on the next fill. */
+            return (ssize_t)len;
+        }
+        scanned = look;
+        if (have >= limit)
+            return GH_EMSGSIZE;
+        ssize_t k = reader_fill_once(r);
+        if (k == 0)
+            return have ? GH_EOF : 0;
+        if (k < 0)
+            return k;
+    }
+}
+
+int gh_reader_release(gh_reader_t *r)
+{
+    if (!r->buf || r->w > r->r)
+        return 0;
+    r->buf = NULL;
+    r->r = r->w = 0;
+    return 1;
+}
+
+size_t gh_reader_size(const gh_reader_t *r) { return r->buf ? r->size : 0; }
+int gh_reader_error(const gh_reader_t *r) { return r->err; }
+
+/* ---- writer ----------------------------------------------------------------------- */
+
+gh_writer_t *gh_writer_new(void *dst, gh_write_fn fn, size_t size)
+{
+    gh_writer_t *w = gh_obj_new(&gh__writer_type);
+    if (!w)
+        return NULL;
+    w->dst = dst;
+    w->fn = fn;
+    w->size = pick_size(size);
+    return w;
+}
+
+void gh_writer_reset(gh_writer_t *w, void *dst, gh_write_fn fn)
+{
+    w->dst = dst;
+    w->fn = fn;
+    w->err = 0;
+}
+
+static ssize_t sink_write(gh_writer_t *w, const void *p, size_t n)
+{
+    if (!w->fn)
+        return w->err = GH_EBADF;
+    ssize_t k = w->fn(w->dst, p, n);
+    if (k < 0) {
+        w->err = (int)k;
+        return k;
+    }
+    return (ssize_t)n;
+}
+
+int gh_writer_flush(gh_writer_t *w)
+{
+    if (w->err)
+        return w->err;
+    if (w->n == 0)
+        return 0;
+    ssize_t k = sink_write(w, w->buf, w->n);
+    if (k < 0)
+        return (int)k;
+    w->n = 0;
+    return 0;
+}
+
+ssize_t gh_writer_write(gh_writer_t *w, const void *buf, size_t n)
+{
+    if (w->err)
+        return w->err;
+    const char *p = buf;
+    size_t left = n;
+    while (left > 0) {
+        if (w->n == 0 && left >= w->size) {
+            /* Large write, empty buffer: write through. */
+            ssize_t k = sink_write(w, p, left);
+            return k < 0 ? k : (ssize_t)n;
+        }
+        if (!w->buf) {
+            w->buf = gh_bytes_new(w->size);
+            if (!w->buf)
+                return GH_ENOMEM;
+        }
+        size_t room = w->size - w->n;
+        size_t k = left < room ? left : room;
+        memcpy(w->buf + w->n, p, k);
+        w->n += k;
+        p += k;
+        left -= k;
+        if (w->n == w->size) {
+            int rc = gh_writer_flush(w);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return (ssize_t)n;
+}
+
+ssize_t gh_writer_puts(gh_writer_t *w, const char *s) { return gh_writer_write(w, s, strlen(s)); }
+
+size_t gh_writer_buffered(const gh_writer_t *w) { return w->n; }
+size_t gh_writer_available(const gh_writer_t *w) { return w->size - w->n; }
+
+int gh_writer_release(gh_writer_t *w)
+{
+    if (!w->buf || w->n)
+        return 0;
+    w->buf = NULL;
+    return 1;
+}
+
+size_t gh_writer_size(const gh_writer_t *w) { return w->buf ? w->size : 0; }
+int gh_writer_error(const gh_writer_t *w) { return w->err; }
+
+/* Internal: reserve room for n contiguous bytes in the buffer, flushing first if
+ * needed, and return where to write them (NULL on error or n > size). The caller must
+ * call gh__writer_commit(w, n) after filling them. */
+char *gh__writer_reserve(gh_writer_t *w, size_t n)
+{
+    if (w->err || n > w->size)
+        return NULL;
+    if (w->size - w->n < n && gh_writer_flush(w) < 0)
+        return NULL;
+    if (!w->buf) {
+        w->buf = gh_bytes_new(w->size);
+        if (!w->buf)
+            return NULL;
+    }
+    return w->buf + w->n;
+}
+
+void gh__writer_commit(gh_writer_t *w, size_t n) { w->n += n; }
+
+/* Internal: put n bytes back in front of an EMPTY reader (a request head accumulated
+ * outside the buffer read past its end). Returns 0, or GH_EINVAL if the reader is not
+ * empty or n does not fit. */
+int gh__reader_unread(gh_reader_t *r, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if ((r->buf && r->w > r->r) || n > r->size)
+        return GH_EINVAL;
+    int rc = reader_ensure_buf(r);
+    if (rc)
+        return rc;
+    memcpy(r->buf, p, n);
+    r->r = 0;
+    r->w = n;
+    return 0;
+}

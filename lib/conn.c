@@ -1,2 +1,377 @@
-/* lib/conn.c: being written. */
+/*
+ * lib/conn.c: one connection's request loop (Go's conn.serve), the connReader, and the
+ * server's own error answers.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+static const size_t conn_ptrs[] = {
+    offsetof(struct gh_conn_s, server), offsetof(struct gh_conn_s, fd),
+    offsetof(struct gh_conn_s, r),      offsetof(struct gh_conn_s, bufr),
+    offsetof(struct gh_conn_s, bufw),   offsetof(struct gh_conn_s, cur_req),
+    offsetof(struct gh_conn_s, ctx),    offsetof(struct gh_conn_s, remote),
+    offsetof(struct gh_conn_s, local),  offsetof(struct gh_conn_s, big_head),
+    offsetof(struct gh_conn_s, prebuf), offsetof(struct gh_conn_s, tnext),
+    offsetof(struct gh_conn_s, tprev),
+};
+static const char *const conn_names[] = {"server", "fd",     "r",      "bufr",   "bufw",
+                                         "curReq", "ctx",    "remote", "local",  "bigHead",
+                                         "prebuf", "tnext",  "tprev"};
+gh_type_t gh__conn_type = GH_TYPE_INIT_NAMED("conn", struct gh_conn_s, conn_ptrs, conn_names);
+
+static const size_t cr_ptrs[] = {offsetof(struct gh__conn_reader, conn)};
+static const char *const cr_names[] = {"conn"};
+gh_type_t gh__conn_reader_type =
+    GH_TYPE_INIT_NAMED("connReader", struct gh__conn_reader, cr_ptrs, cr_names);
+
+/* Go's checkConnErrorWriter: the sink of conn->bufw. The first write error is kept in
+ * werr and cancels the request in progress, so a handler blocked on its context
+ * learns that the client is gone. */
+static ssize_t conn_check_write(void *self, const void *buf, size_t n)
+{
+    gh_conn_t *c = self;
+    ssize_t k = gh_fd_write(c->fd, buf, n);
+    if (k < 0)
+        gh__conn_write_failed(c, (int)k);
+    return k;
+}
+
+gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id)
+{
+    gh_conn_t *c = gh_obj_new(&gh__conn_type);
+    if (!c)
+        return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    c->server = s;
+    c->id = id;
+    c->fdnum = fd;
+    c->fd = gh_fd_new(fd);
+    c->r = gh_obj_new(&gh__conn_reader_type);
+    c->ctx = gh_ctx_new(NULL);
+    if (!c->fd || !c->r || !c->ctx)
+        return NULL;
+    c->r->conn = c;
+    c->bufr = gh_reader_new(c->r, gh__conn_reader_read, 0);
+    c->bufw = gh_writer_new(c, conn_check_write, 0);
+    if (!c->bufr || !c->bufw)
+        return NULL;
+    return c;
+}
+
+void gh__conn_write_failed(gh_conn_t *c, int err)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!c->werr)
+        c->werr = err;
+    gh_response_t *w = c->cur_req;
+    pthread_mutex_unlock(&c->mu);
+    if (w)
+        gh__request_cancel(w->req, err == GH_ETIMEDOUT ? GH_ETIMEDOUT : GH_EPIPE);
+}
+
+void gh__conn_peer_gone(gh_conn_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->peer_gone = 1;
+    c->watching = 0;
+    gh_response_t *w = c->cur_req;
+    pthread_mutex_unlock(&c->mu);
+    if (w)
+        gh__request_cancel(w->req, GH_ECONNRESET);
+}
+
+/* The connReader (Go: connReader.Read). While the poller assembles a request head it
+ * reads without blocking; a worker reads with the descriptor's deadlines. A read error
+ * while a handler runs means the client is gone (Go: handleReadError). */
+ssize_t gh__conn_reader_read(void *self, void *buf, size_t n)
+{
+    gh__conn_reader_t *cr = self;
+    gh_conn_t *c = cr->conn;
+    if (!c)
+        return GH_EBADF;
+    ssize_t k = cr->nowait ? gh_fd_read_nowait(c->fd, buf, n) : gh_fd_read(c->fd, buf, n);
+    if (k < 0 && k != GH_EAGAIN && k != GH_ETIMEDOUT) {
+        pthread_mutex_lock(&c->mu);
+        gh_response_t *w = c->cur_req;
+        pthread_mutex_unlock(&c->mu);
+        if (w)
+            gh__request_cancel(w->req, GH_ECONNRESET);
+    }
+    return k;
+}
+
+/* ---- request heads ------------------------------------------------------------------ */
+
+static int big_append(gh_conn_t *c, const char *p, size_t n, size_t limit)
+{
+    if (c->big_len + n > c->big_cap) {
+        size_t cap = c->big_cap ? c->big_cap : 8192;
+        while (cap < c->big_len + n)
+            cap *= 2;
+        if (cap > limit + 8192)
+            cap = limit + 8192;
+        if (cap < c->big_len + n)
+            return GH_EMSGSIZE;
+        char *nb = gh_bytes_new(cap);
+        if (!nb)
+            return GH_ENOMEM;
+        if (c->big_len)
+            memcpy(nb, c->big_head, c->big_len);
+        c->big_head = nb;
+        c->big_cap = cap;
+    }
+    memcpy(c->big_head + c->big_len, p, n);
+    c->big_len += n;
+    return 0;
+}
+
+int gh__conn_poll_head(gh_conn_t *c)
+{
+    const gh_server_config_t *cfg = gh__server_config(c->server);
+    size_t max = cfg->max_header_bytes;
+    gh__reqhead_t h;
+    int status = 0;
+    c->r->nowait = 1;
+    for (int rounds = 0; rounds < 64; rounds++) {
+        const char *p;
+        size_t have = gh_reader_buffered(c->bufr, &p);
+        if (c->big_len == 0 && have) {
+            int rc = gh__parse_request_head(p, have, max, &h, NULL, 0, &status);
+            if (rc > 0 || rc != GH_EAGAIN) {
+                c->head_len = rc > 0 ? (size_t)rc : 0;
+                c->head_nfields = rc > 0 ? h.n_fields : 0;
+                c->head_status = rc > 0 ? 0 : status;
+                c->r->nowait = 0;
+                return 1;
+            }
+            if (have == gh_reader_size(c->bufr)) {
+                /* The head outgrows the buffer: accumulate it on the side (RFC 9112
+                 * sets no limit; max_header_bytes does). */
+                if (big_append(c, p, have, max) < 0) {
+                    c->head_status = 431;
+                    c->r->nowait = 0;
+                    return 1;
+                }
+                gh_reader_consume(c->bufr, have);
+                have = 0;
+            }
+        } else if (c->big_len && have) {
+            if (big_append(c, p, have, max) < 0) {
+                c->head_status = 431;
+                c->r->nowait = 0;
+                return 1;
+            }
+            gh_reader_consume(c->bufr, have);
+            int rc = gh__parse_request_head(c->big_head, c->big_len, max, &h, NULL, 0, &status);
+            if (rc > 0) {
+                /* Bytes past the head (body, next request) go back to bufr, which was
+                 * just emptied; they came from a single read, so they fit. */
+                size_t extra = c->big_len - (size_t)rc;
+                gh__reader_unread(c->bufr, c->big_head + rc, extra);
+                c->big_len = (size_t)rc;
+                c->head_len = (size_t)rc;
+                c->head_nfields = h.n_fields;
+                c->head_status = 0;
+                c->r->nowait = 0;
+                return 1;
+            }
+            if (rc != GH_EAGAIN) {
+                c->head_status = status;
+                c->r->nowait = 0;
+                return 1;
+            }
+        }
+        ssize_t k = gh_reader_fill(c->bufr);
+        if (k == GH_EAGAIN) {
+            c->r->nowait = 0;
+            return 0;
+        }
+        if (k <= 0) {
+            c->r->nowait = 0;
+            return -1;
+        }
+    }
+    c->r->nowait = 0;
+    return 0;
+}
+
+/* ---- errors the server answers itself --------------------------------------------- */
+
+void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blocking)
+{
+    char buf[512];
+    const char *text = gh__status_text(status);
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Connection: close\r\n\r\n%d %s%s%s",
+                     status, text, status, text, why ? ": " : "", why ? why : "");
+    if (n < 0 || (size_t)n >= sizeof buf)
+        n = (int)strlen(buf);
+    gh__server_count_request(c->server, 1);
+    if (blocking) {
+        gh_fd_set_write_deadline(c->fd, gh_now() + GH_SEC);
+        (void)gh_writer_flush(c->bufw);
+        (void)gh_fd_write(c->fd, buf, (size_t)n);
+    } else if (gh_fd_acquire(c->fd) == 0) {
+        /* The socket's send buffer is empty at this point, so a few hundred bytes go
+         * out at once; if not, the client gets a plain close. */
+        ssize_t k;
+        do
+            k = send(gh_fd_fileno(c->fd), buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (k < 0 && errno == EINTR);
+        gh_fd_release(c->fd);
+    }
+    /* RFC 9112 §9.6: close after the answer, but read what the client still sends for
+     * a moment so that our close does not turn into a reset that destroys the answer
+     * in flight. The poller does that without a worker. */
+    gh__server_conn_linger(c);
+}
+
+/* ---- the request loop ------------------------------------------------------------- */
+
+static int take_head(gh_conn_t *c, const char **p, size_t *len)
+{
+    if (c->big_len) {
+        *p = c->big_head;
+        *len = c->head_len;
+        return 1;
+    }
+    size_t have = gh_reader_buffered(c->bufr, p);
+    *len = c->head_len;
+    return have >= c->head_len;
+}
+
+static void drop_head(gh_conn_t *c)
+{
+    if (c->big_len) {
+        c->big_head = NULL;
+        c->big_len = c->big_cap = 0;
+    } else {
+        gh_reader_consume(c->bufr, c->head_len);
+    }
+    c->head_len = 0;
+}
+
+/* One request: build it, run the handler, finish the response.
+ * Returns 1 to keep the connection, 0 when the connection was handed off (closed,
+ * lingering or hijacked). noinline: its frame holds the request and response, and
+ * the caller scrubs below it. */
+__attribute__((noinline)) static int serve_one(gh_conn_t *c)
+{
+    gh_server_t *s = c->server;
+    const gh_server_config_t *cfg = gh__server_config(s);
+    const char *p;
+    size_t len;
+    if (!take_head(c, &p, &len)) {
+        gh__server_conn_close(c);
+        return 0;
+    }
+    int status = 0;
+    const char *why = NULL;
+    gh_request_t *req = gh__request_new(c, p, len, &status, &why);
+    drop_head(c);
+    if (!req) {
+        if (status)
+            gh__conn_write_error(c, status, why, 1);
+        else
+            gh__server_conn_close(c);
+        return 0;
+    }
+    gh_response_t *w = gh__response_new(c, req);
+    if (!w) {
+        gh__server_conn_close(c);
+        return 0;
+    }
+    if (req->body)
+        w->req_body = req->body;
+    gh_time_t now = gh_now();
+    gh_fd_set_read_deadline(c->fd, cfg->read_timeout ? c->req_start + cfg->read_timeout : 0);
+    gh_fd_set_write_deadline(c->fd, cfg->write_timeout ? now + cfg->write_timeout : 0);
+    c->nreq++;
+    gh__server_set_state(c, GH_STATE_ACTIVE);
+    gh__server_count_request(s, 0);
+
+    pthread_mutex_lock(&c->mu);
+    c->cur_req = w;
+    int gone = c->peer_gone;
+    pthread_mutex_unlock(&c->mu);
+    if (gone)
+        gh__request_cancel(req, GH_ECONNRESET);
+    else
+        gh__server_watch(c, 1);
+
+    cfg->handler(w, req, cfg->handler_data);
+
+    if (w->hijacked) {
+        /* The connection is the handler's now; the server forgot it at hijack. */
+        w->handler_done = 1;
+        gh__request_cancel(req, GH_EHANDLERDONE);
+        return 0;
+    }
+    gh__server_watch(c, 0);
+    int rc = gh__response_finish(w);
+    w->handler_done = 1;
+    gh__request_cancel(req, GH_EHANDLERDONE);
+    int keep = rc == 0 && gh__response_keepalive(w);
+    if (keep && req->body && gh__body_drain(req->body, cfg->max_body_drain) < 0)
+        keep = 0;
+    if (req->body)
+        req->body->closed = GH_EHANDLERDONE;
+    pthread_mutex_lock(&c->mu);
+    c->cur_req = NULL;
+    if (c->peer_gone || c->werr)
+        keep = 0;
+    pthread_mutex_unlock(&c->mu);
+    gh_fd_set_read_deadline(c->fd, 0);
+    gh_fd_set_write_deadline(c->fd, 0);
+    if (!keep) {
+        if (rc == 0 && req->body && !req->body->done && !req->body->err && !c->peer_gone) {
+            /* Unread body left: close softly, so the client reads our answer. */
+            gh__server_conn_linger(c);
+        } else {
+            gh__server_conn_close(c);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+void gh__conn_serve(gh_conn_t *c)
+{
+    gh_server_t *s = c->server;
+    const gh_server_config_t *cfg = gh__server_config(s);
+    for (int n = 0;; n++) {
+        __atomic_store_n(&c->phase, GH__PH_ACTIVE, __ATOMIC_RELEASE);
+        if (!serve_one(c))
+            return;
+        __atomic_store_n(&c->phase, GH__PH_FINISH, __ATOMIC_RELEASE);
+        gh__server_set_state(c, GH_STATE_IDLE);
+        /* A pipelined request may be buffered already: serve it on this thread
+         * (requests are answered in order, RFC 9112 §9.3.2). Bound the run so one
+         * connection cannot monopolise a worker. */
+        if (gh_reader_buffered(c->bufr, NULL) > 0 && n < 64) {
+            c->req_start = gh_now();
+            int rc = gh__conn_poll_head(c);
+            if (rc < 0) {
+                gh__server_conn_close(c);
+                return;
+            }
+            if (rc == 1) {
+                if (c->head_status) {
+                    gh__conn_write_error(c, c->head_status, NULL, 1);
+                    return;
+                }
+                continue;
+            }
+        }
+        (void)cfg;
+        gh__server_conn_idle(c);
+        return;
+    }
+}

@@ -1,2 +1,3 @@
-/* lib/hijack.c: being written. */
+/* lib/hijack.c: hijack and close-notify (being written). */
 #include "config.h"
+#include "internal.h"

@@ -1,0 +1,267 @@
+/*
+ * lib/internal.h: private to gchttp; not installed.
+ *
+ * The per-connection object graph, as in Go's net/http server (see
+ * ../shared/notes/go-nethttp.md §1 and README "Object graph"):
+ *
+ *   server --conns[fd]--> conn --fd--------> gh_fd (raw descriptor)
+ *                           |--r-----------> conn_reader --conn--> conn   (cycle)
+ *                           |--bufr--------> bufio.Reader --src--> conn_reader
+ *                           |--bufw--------> bufio.Writer --dst--> gh_fd
+ *                           |--ctx---------> conn context
+ *                           |--cur_req-----> response --conn--> conn   (cycle)
+ *                                              |--req--> request --ctx--> request context
+ *                                              |           |--body--> body --bufr--> bufio.Reader
+ *                                              |--req_body--> body
+ *
+ * Cycles are fine: nothing in the graph has an ordered finalizer (obj.h).
+ */
+#ifndef GH_LIB_INTERNAL_H
+#define GH_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <gchttp.h>
+
+#include "parse.h"
+
+/* A scanned (conservatively traced) array of n pointer-sized words, zeroed. Counted in
+ * gh_alloc_stats. NULL when out of memory. */
+void *gh__ptrs_new(size_t n);
+
+/* bufio internals (lib/bufio.c) */
+extern gh_type_t gh__reader_type, gh__writer_type, gh__ctx_type;
+char *gh__writer_reserve(gh_writer_t *w, size_t n);
+void gh__writer_commit(gh_writer_t *w, size_t n);
+int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
+
+/* Connection phases: who owns the connection now. Transitions:
+ *   accept -> WAIT_HEAD (poller; header deadline from accept)
+ *   WAIT_HEAD -(complete head)-> QUEUED -(worker)-> ACTIVE -(handler returns)-> FINISH
+ *   FINISH -(keep-alive, nothing buffered)-> IDLE (poller; idle deadline)
+ *   FINISH -(next head already buffered)-> ACTIVE
+ *   IDLE -(first byte)-> WAIT_HEAD (header deadline from that byte)
+ *   ACTIVE -(hijack)-> HIJACKED
+ *   any -> LINGER (error answered; poller drains until EOF or 500 ms) -> CLOSED
+ *   any -> CLOSED */
+enum {
+    GH__PH_WAIT_HEAD = 1,
+    GH__PH_QUEUED,
+    GH__PH_ACTIVE,
+    GH__PH_FINISH,
+    GH__PH_IDLE,
+    GH__PH_LINGER,
+    GH__PH_HIJACKED,
+    GH__PH_CLOSED
+};
+
+/* Timer lists of the poller (FIFO: constant duration per list keeps them sorted). */
+enum { GH__TL_NONE = 0, GH__TL_HEAD, GH__TL_IDLE, GH__TL_LINGER, GH__TL_COUNT };
+
+typedef struct gh__conn_reader gh__conn_reader_t;
+typedef struct gh__body gh__body_t;
+typedef struct gh__close_notify gh__close_notify_t;
+
+/*
+ * connReader: the source of conn->bufr while the server owns the connection.
+ * Alloc:     one per connection, gh_obj_new.
+ * Kept by:   conn->r and bufr->src (and so by whoever holds bufr: the request body,
+ *            a hijacker in stage `before`).
+ * Threads:   poller (non-blocking reads of a request head) or the worker.
+ */
+struct gh__conn_reader {
+    gh_conn_t *conn;
+    int nowait; /* poller reads: never block */
+};
+
+/*
+ * conn: one accepted connection.
+ * Alloc:     gh_obj_new in the poller at accept.
+ * Kept by:   server->conns[fd] until it is closed or hijacked; the worker's stack while
+ *            it serves a request; conn_reader->conn; response->conn. After hijack (stages
+ *            writer and later) nothing the user holds reaches it.
+ * OS state:  conn->fd is closed by gh__conn_close (server side) or belongs to the user
+ *            after hijack.
+ * Threads:   the phase says who may touch it: the poller (WAIT_HEAD, IDLE, LINGER) or
+ *            exactly one worker (QUEUED..FINISH). `mu` guards cur_req against the
+ *            poller's disconnect notification.
+ */
+struct gh_conn_s {
+    gh_server_t *server;
+    gh_fd_t *fd;
+    gh__conn_reader_t *r;
+    gh_reader_t *bufr;
+    gh_writer_t *bufw;
+    gh_response_t *cur_req;
+    gh_ctx_t *ctx;
+    char *remote;   /* "ip:port", atomic */
+    char *local;
+    char *big_head; /* a head larger than bufr's buffer, being accumulated (atomic) */
+    char *prebuf;   /* pre-chunking buffer reused by each response (atomic) */
+    gh_conn_t *tnext, *tprev; /* poller timer list */
+    /* not traced */
+    pthread_mutex_t mu;
+    int phase;      /* GH__PH_* (atomic) */
+    int state;      /* gh_conn_state_t last reported */
+    int fdnum;      /* descriptor number, the key in server->conns */
+    int timer_list; /* GH__TL_* */
+    unsigned long id;
+    gh_time_t deadline;     /* timer list deadline */
+    gh_time_t hdr_deadline; /* end of the current request head */
+    gh_time_t req_start;    /* first byte of the current request */
+    size_t head_len;        /* length of the complete head found by the poller */
+    size_t head_nfields;    /* its number of header fields */
+    int head_status;        /* error status found by the poller (0: none) */
+    size_t big_len, big_cap;
+    int peer_gone;  /* the poller saw the peer go away */
+    int werr;       /* first write error */
+    int nreq;
+    int watching;   /* poller watches for disconnect (handler running) */
+};
+
+/*
+ * request: see gchttp/request.h.
+ * Alloc:     gh_obj_new per request; `block` is one atomic allocation holding the field
+ *            table followed by a NUL-separated copy of the head.
+ * Kept by:   response->req, the handler's stack.
+ */
+struct gh_request_s {
+    char *block;            /* atomic: fields[] then head bytes */
+    gh__hfield_t *fields;   /* == block */
+    char *head;             /* inside block */
+    gh_ctx_t *ctx;          /* lazily created child of parent_ctx */
+    gh_ctx_t *parent_ctx;   /* the connection's context */
+    gh__body_t *body;       /* NULL: no body */
+    const char *remote;     /* the connection's address string */
+    char *tblock;           /* trailers: fields then bytes (atomic) */
+    gh__hfield_t *tfields;
+    char *host_copy;        /* authority of an absolute-form target (atomic) */
+    /* not traced */
+    size_t n_fields, n_tfields;
+    uint32_t method_off, target_off, proto_off;
+    uint32_t host_off, host_len; /* host value (in head) */
+    int major, minor;
+    int64_t content_length; /* -1 chunked */
+    int chunked;
+    int expect_continue;
+    int want_close;         /* Connection: close (1.1) / no keep-alive (1.0) */
+    int cancel_reason;      /* atomic; set before ctx exists too */
+    int is_head;
+};
+
+/*
+ * body: the request body reader (Go's transfer.go `body`).
+ * Alloc:     per request with a body.
+ * Kept by:   request->body, response->req_body.
+ * Threads:   the handler's.
+ */
+struct gh__body {
+    gh_reader_t *bufr;          /* the connection's reader */
+    gh_request_t *req;          /* for trailers (Go: body.hdr) */
+    gh_response_t *resp;        /* for 100-continue (Go: expectContinueReader.resp) */
+    /* not traced */
+    gh__chunked_t ch;
+    int64_t remaining;          /* Content-Length bytes left */
+    int chunked;
+    int done;                   /* end of body reached */
+    int err;                    /* sticky */
+    int closed;                 /* handler returned or hijacked */
+    size_t total;               /* decoded bytes read */
+};
+
+#define GH__INLINE_HDR 160
+#define GH__PREBUF_SIZE 2047 /* gh_bytes_good_size(2048) */
+
+/*
+ * response: see gchttp/response.h.
+ * Alloc:     gh_obj_new per request; headers live inline up to GH__INLINE_HDR bytes,
+ *            then in an atomic block.
+ * Kept by:   conn->cur_req, the handler.
+ */
+struct gh_response_s {
+    gh_conn_t *conn;
+    gh_request_t *req;
+    gh__body_t *req_body;
+    char *hdr_ext;             /* atomic; header lines when they outgrow inline_hdr */
+    char *trailers;            /* atomic "Name: value\r\n"* */
+    gh__close_notify_t *cn;    /* lazily created */
+    /* not traced */
+    size_t hdr_len, hdr_cap, trailers_len, trailers_cap;
+    size_t pre_len;            /* bytes in conn->prebuf */
+    int64_t declared_len;      /* Content-Length set by the handler, -1 none */
+    int64_t written;           /* body bytes accepted from the handler */
+    int status;
+    int wrote_header;          /* a final status was chosen */
+    int committed;             /* header bytes are in bufw */
+    int chunking;
+    int close_after;
+    int handler_done;
+    int hijacked;
+    int body_allowed;
+    int sent_continue;
+    int can_continue;
+    int err;
+    char inline_hdr[GH__INLINE_HDR];
+};
+
+/* ---- server.c --------------------------------------------------------------------- */
+void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);
+/* The worker hands a connection back to the poller (keep-alive idle wait). */
+void gh__server_conn_idle(gh_conn_t *c);
+/* Lingering close of a connection after an error answer (poller drains then closes). */
+void gh__server_conn_linger(gh_conn_t *c);
+/* Close a connection the server owns and forget it. Any thread. */
+void gh__server_conn_close(gh_conn_t *c);
+/* Drop the server's references to a hijacked connection. */
+void gh__server_conn_forget(gh_conn_t *c);
+/* Watch a connection for the peer going away while its handler runs; unwatch. */
+void gh__server_watch(gh_conn_t *c, int on);
+const gh_server_config_t *gh__server_config(const gh_server_t *s);
+int gh__server_stopping(gh_server_t *s);
+void gh__server_count_request(gh_server_t *s, int bad);
+
+/* ---- conn.c ----------------------------------------------------------------------- */
+gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id);
+/* Try to complete a request head from what is readable now (poller, non-blocking).
+ * Returns 1 complete (or an error to answer, head_status set), 0 need more,
+ * <0 connection finished (EOF/error: close it). */
+int gh__conn_poll_head(gh_conn_t *c);
+/* Serve requests on c from a worker until it goes idle, lingers, is hijacked or closes. */
+void gh__conn_serve(gh_conn_t *c);
+/* Send a short error answer (non-blocking best effort) and mark the conn to linger. */
+void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blocking);
+ssize_t gh__conn_reader_read(void *cr, void *buf, size_t n);
+/* The poller saw the peer go away while a handler runs. */
+void gh__conn_peer_gone(gh_conn_t *c);
+/* Record a write error: cancel the request (Go: checkConnErrorWriter). */
+void gh__conn_write_failed(gh_conn_t *c, int err);
+
+/* ---- request.c -------------------------------------------------------------------- */
+/* Build the request from the head at p[0..len) (already validated by the parser).
+ * *status gets 400/417/501/... on a semantic error. */
+gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *status,
+                              const char **why);
+void gh__request_cancel(gh_request_t *r, int reason);
+
+
+/* ---- body.c ----------------------------------------------------------------------- */
+gh__body_t *gh__body_new(gh_request_t *r, gh_reader_t *bufr);
+/* After the handler: read and drop what is left of the body, up to max bytes.
+ * Returns 0 if the body was consumed (connection reusable), <0 otherwise. */
+int gh__body_drain(gh__body_t *b, size_t max);
+
+/* ---- response.c ------------------------------------------------------------------- */
+gh_response_t *gh__response_new(gh_conn_t *c, gh_request_t *r);
+/* Finish after the handler: header if unsent, final chunk, trailers, flush.
+ * Returns 0 or a negative code. */
+int gh__response_finish(gh_response_t *w);
+/* 1 if the connection may be reused after this response. */
+int gh__response_keepalive(const gh_response_t *w);
+/* Date header value for now ("Sun, 06 Nov 1994 08:49:37 GMT"), cached per second. */
+void gh__http_date(char out[30]);
+const char *gh__status_text(int status);
+
+#endif

@@ -618,3 +618,13 @@ error:
     *used = i;
     return GH_EPROTO;
 }
+
+/* The body reader got a data span larger than its caller's buffer: give back the
+ * last n bytes of it, which stay in the input and are returned by the next step. */
+void gh__chunked_unread(gh__chunked_t *c, size_t n)
+{
+    if (n == 0)
+        return;
+    c->remaining += n;
+    c->state = CS_DATA;
+}

@@ -120,6 +120,9 @@ void gh__chunked_init(gh__chunked_t *c);
  * malformed framing (bad hex, size overflowing 2^63-1, size line over 4096 bytes, bad
  * extension, missing CRLF after data, bare LF/CR).
  */
+/* Give back the last n bytes of the data span just returned (the caller took less). */
+void gh__chunked_unread(gh__chunked_t *c, size_t n);
+
 int gh__chunked_step(gh__chunked_t *c, const char *in, size_t n, size_t *used, size_t *data_off,
                      size_t *data_len);
 

@@ -1,2 +1,928 @@
-/* lib/server.c: being written. */
+/*
+ * lib/server.c: listeners, the poller thread, the worker pool, timers, shutdown.
+ *
+ * The poller owns every connection that waits for bytes: new ones, idle keep-alive
+ * ones, and ones whose request head is still arriving. It reads heads without
+ * blocking, so a client trickling its headers (slowloris) costs a table slot and a
+ * timer, never a worker. Only a complete head goes to a worker, which then runs the
+ * handler with blocking I/O bounded by deadlines.
+ *
+ * GC visibility: epoll_event.data is invisible to the collector, so it carries only
+ * the descriptor number and the connection id; the connection itself is held by
+ * server->conns, a traced array indexed by descriptor. The queue of connections
+ * waiting for a worker is a traced ring too.
+ */
 #include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define GH__MAX_LISTENERS 8
+#define GH__TAG_LISTENER (1ULL << 63)
+#define GH__TAG_WAKE (1ULL << 62)
+#define GH__LINGER_NS (500 * GH_MSEC)
+
+/*
+ * The server.
+ * Alloc:     gh_server_new (gh_obj_new). No _free: gh_server_close releases every OS
+ *            resource; the object is collected once unreachable.
+ * Kept by:   the user; the poller and worker threads (their start argument).
+ * OS state:  listeners, epoll and eventfd descriptors, closed by gh_server_close.
+ * Threads:   public calls from any thread; fields below `mu` are guarded by it.
+ */
+struct gh_server_s {
+    gh_conn_t **conns;   /* traced: conns[fd] */
+    gh_conn_t **queue;   /* traced ring of connections waiting for a worker */
+    gh_conn_t *tl_head[GH__TL_COUNT], *tl_tail[GH__TL_COUNT];
+    gh_server_config_t cfg; /* handler_data and conn_state_data are traced */
+    /* not traced */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* workers wait for the queue */
+    pthread_cond_t idle_cv;  /* shutdown waits for active connections */
+    pthread_t poller;
+    pthread_t *worker_tids;  /* malloc'd: thread ids only */
+    int lfd[GH__MAX_LISTENERS];
+    int lport[GH__MAX_LISTENERS];
+    int n_listeners;
+    int epfd, wakefd;
+    size_t conns_cap;
+    size_t q_head, q_len, q_cap;
+    int n_workers, n_idle_workers, max_workers;
+    int started, stopping, closed, poller_running;
+    int active;              /* connections in QUEUED..FINISH */
+    int open;                /* connections in conns[] */
+    unsigned long next_id;
+    gh_time_t accept_resume_at;
+    gh_time_t accept_backoff;
+    gh_time_t tl_dur[GH__TL_COUNT];
+    gh_server_stats_t st;
+};
+
+static const size_t server_ptrs[] = {
+    offsetof(struct gh_server_s, conns),
+    offsetof(struct gh_server_s, queue),
+    offsetof(struct gh_server_s, tl_head) + 0 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_head) + 1 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_head) + 2 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_head) + 3 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_tail) + 0 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_tail) + 1 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_tail) + 2 * sizeof(void *),
+    offsetof(struct gh_server_s, tl_tail) + 3 * sizeof(void *),
+    offsetof(struct gh_server_s, cfg.handler_data),
+    offsetof(struct gh_server_s, cfg.conn_state_data),
+};
+static gh_type_t server_type = GH_TYPE_INIT("server", struct gh_server_s, server_ptrs);
+
+static void *poller_main(void *arg);
+static void *worker_main(void *arg);
+
+void gh_server_config_init(gh_server_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static gh_time_t pick(gh_time_t v, gh_time_t def) { return v == 0 ? def : (v < 0 ? 0 : v); }
+
+int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
+{
+    *out = NULL;
+    if (!cfg || !cfg->handler)
+        return GH_EINVAL;
+    gh_gc_init();
+    gh_server_t *s = gh_obj_new(&server_type);
+    if (!s)
+        return GH_ENOMEM;
+    s->cfg = *cfg;
+    /* Timeouts are on by default (Go leaves them off; slowloris is the most repeated
+     * complaint about servers that do). */
+    s->cfg.read_header_timeout = pick(cfg->read_header_timeout, 10 * GH_SEC);
+    s->cfg.read_timeout = pick(cfg->read_timeout, 300 * GH_SEC);
+    s->cfg.write_timeout = pick(cfg->write_timeout, 300 * GH_SEC);
+    s->cfg.idle_timeout = pick(cfg->idle_timeout, 120 * GH_SEC);
+    if (!s->cfg.max_header_bytes)
+        s->cfg.max_header_bytes = 1 << 20;
+    if (!s->cfg.max_body_drain)
+        s->cfg.max_body_drain = 256 << 10;
+    s->max_workers = cfg->max_workers > 0 ? cfg->max_workers : 64;
+    s->tl_dur[GH__TL_HEAD] = s->cfg.read_header_timeout;
+    s->tl_dur[GH__TL_IDLE] = s->cfg.idle_timeout;
+    s->tl_dur[GH__TL_LINGER] = GH__LINGER_NS;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->idle_cv, NULL);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->epfd < 0 || s->wakefd < 0) {
+        int e = -errno;
+        if (s->epfd >= 0)
+            close(s->epfd);
+        if (s->wakefd >= 0)
+            close(s->wakefd);
+        return e;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_WAKE};
+    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev);
+    s->q_cap = 64;
+    s->queue = gh__ptrs_new(s->q_cap);
+    s->conns_cap = 1024;
+    s->conns = gh__ptrs_new(s->conns_cap);
+    s->worker_tids = calloc((size_t)s->max_workers, sizeof(pthread_t));
+    if (!s->queue || !s->conns || !s->worker_tids) {
+        free(s->worker_tids);
+        close(s->epfd);
+        close(s->wakefd);
+        return GH_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+const gh_server_config_t *gh__server_config(const gh_server_t *s) { return &s->cfg; }
+
+static void wake_poller(gh_server_t *s)
+{
+    uint64_t one = 1;
+    ssize_t rc;
+    do
+        rc = write(s->wakefd, &one, sizeof one);
+    while (rc < 0 && errno == EINTR);
+}
+
+int gh_server_listen(gh_server_t *s, const char *host, int port)
+{
+    if (port < 0 || port > 65535)
+        return GH_EINVAL;
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    char pbuf[8];
+    snprintf(pbuf, sizeof pbuf, "%d", port);
+    if (getaddrinfo(host && *host ? host : NULL, pbuf, &hints, &ai) != 0 || !ai)
+        return GH_EINVAL;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = -errno;
+        freeaddrinfo(ai);
+        return e;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        int e = -errno;
+        close(fd);
+        freeaddrinfo(ai);
+        return e;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    int bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    pthread_mutex_lock(&s->mu);
+    if (s->n_listeners == GH__MAX_LISTENERS || s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        close(fd);
+        return s->stopping ? GH_ECLOSED : GH_EBUSY;
+    }
+    int i = s->n_listeners++;
+    s->lfd[i] = fd;
+    s->lport[i] = bound;
+    pthread_mutex_unlock(&s->mu);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_LISTENER | (uint64_t)i};
+    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+}
+
+int gh_server_listen_addr(gh_server_t *s, const char *hostport)
+{
+    char host[128];
+    const char *colon;
+    if (!hostport)
+        return GH_EINVAL;
+    if (hostport[0] == '[') {
+        const char *end = strchr(hostport, ']');
+        if (!end || end[1] != ':' || (size_t)(end - hostport - 1) >= sizeof host)
+            return GH_EINVAL;
+        memcpy(host, hostport + 1, (size_t)(end - hostport - 1));
+        host[end - hostport - 1] = 0;
+        colon = end + 1;
+    } else {
+        colon = strrchr(hostport, ':');
+        if (!colon || (size_t)(colon - hostport) >= sizeof host)
+            return GH_EINVAL;
+        memcpy(host, hostport, (size_t)(colon - hostport));
+        host[colon - hostport] = 0;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1)
+        return GH_EINVAL;
+    return gh_server_listen(s, host, (int)port);
+}
+
+int gh_server_port(const gh_server_t *s, int i)
+{
+    if (i < 0 || i >= s->n_listeners)
+        return GH_EINVAL;
+    return s->lport[i];
+}
+
+int gh_server_start(gh_server_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->started || s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return GH_EBUSY;
+    }
+    s->started = 1;
+    s->poller_running = 1;
+    pthread_mutex_unlock(&s->mu);
+    int rc = gh_thread_start(&s->poller, poller_main, s);
+    if (rc) {
+        s->poller_running = 0;
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- connection table and timer lists (mu held) ------------------------------------ */
+
+static void tl_remove(gh_server_t *s, gh_conn_t *c)
+{
+    int l = c->timer_list;
+    if (l == GH__TL_NONE)
+        return;
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        s->tl_head[l] = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        s->tl_tail[l] = c->tprev;
+    c->tnext = c->tprev = NULL;
+    c->timer_list = GH__TL_NONE;
+}
+
+static void tl_add(gh_server_t *s, gh_conn_t *c, int l, gh_time_t deadline)
+{
+    tl_remove(s, c);
+    if (s->tl_dur[l] == 0 && l != GH__TL_LINGER)
+        return; /* that timeout is disabled */
+    c->deadline = deadline;
+    c->timer_list = l;
+    c->tprev = s->tl_tail[l];
+    c->tnext = NULL;
+    if (s->tl_tail[l])
+        s->tl_tail[l]->tnext = c;
+    else
+        s->tl_head[l] = c;
+    s->tl_tail[l] = c;
+}
+
+static int table_put(gh_server_t *s, gh_conn_t *c)
+{
+    size_t fd = (size_t)c->fdnum;
+    if (fd >= s->conns_cap) {
+        size_t cap = s->conns_cap;
+        while (cap <= fd)
+            cap *= 2;
+        gh_conn_t **n = gh__ptrs_new(cap);
+        if (!n)
+            return GH_ENOMEM;
+        memcpy(n, s->conns, s->conns_cap * sizeof *n);
+        s->conns = n;
+        s->conns_cap = cap;
+    }
+    s->conns[fd] = c;
+    s->open++;
+    return 0;
+}
+
+/* Remove c from every server structure. Returns 1 if it was there. mu held. */
+static int table_drop(gh_server_t *s, gh_conn_t *c)
+{
+    tl_remove(s, c);
+    size_t fd = (size_t)c->fdnum;
+    if (fd < s->conns_cap && s->conns[fd] == c) {
+        s->conns[fd] = NULL;
+        s->open--;
+        return 1;
+    }
+    return 0;
+}
+
+static void set_phase(gh_conn_t *c, int ph) { __atomic_store_n(&c->phase, ph, __ATOMIC_RELEASE); }
+static int get_phase(const gh_conn_t *c) { return __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE); }
+
+static int is_active_phase(int ph) { return ph == GH__PH_QUEUED || ph == GH__PH_ACTIVE || ph == GH__PH_FINISH; }
+
+static void epoll_arm(gh_server_t *s, gh_conn_t *c, uint32_t events, int op)
+{
+    struct epoll_event ev;
+    ev.events = events | EPOLLONESHOT;
+    ev.data.u64 = ((uint64_t)(c->id & 0x3fffffffUL) << 32) | (uint32_t)c->fdnum;
+    if (epoll_ctl(s->epfd, op, c->fdnum, &ev) < 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fdnum, &ev);
+}
+
+void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st)
+{
+    gh_server_t *s = c->server;
+    if (c->state == (int)st && st != GH_STATE_ACTIVE)
+        return;
+    c->state = (int)st;
+    if (s->cfg.conn_state)
+        s->cfg.conn_state(c, st, s->cfg.conn_state_data);
+}
+
+void gh__server_count_request(gh_server_t *s, int bad)
+{
+    if (bad)
+        __atomic_add_fetch(&s->st.bad_requests, 1, __ATOMIC_RELAXED);
+    else
+        __atomic_add_fetch(&s->st.requests, 1, __ATOMIC_RELAXED);
+}
+
+static void leave_active(gh_server_t *s, int was_active)
+{
+    if (was_active) {
+        s->active--;
+        if (s->active == 0)
+            pthread_cond_broadcast(&s->idle_cv);
+    }
+}
+
+void gh__server_conn_close(gh_conn_t *c)
+{
+    gh_server_t *s = c->server;
+    pthread_mutex_lock(&s->mu);
+    int ph = get_phase(c);
+    if (ph == GH__PH_CLOSED || ph == GH__PH_HIJACKED) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    int had = table_drop(s, c);
+    leave_active(s, is_active_phase(ph));
+    set_phase(c, GH__PH_CLOSED);
+    if (had)
+        s->st.closed++;
+    pthread_cond_broadcast(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
+    gh_fd_close(c->fd);
+    gh__server_set_state(c, GH_STATE_CLOSED);
+}
+
+void gh__server_conn_forget(gh_conn_t *c)
+{
+    gh_server_t *s = c->server;
+    pthread_mutex_lock(&s->mu);
+    int ph = get_phase(c);
+    table_drop(s, c);
+    leave_active(s, is_active_phase(ph));
+    set_phase(c, GH__PH_HIJACKED);
+    s->st.hijacked++;
+    pthread_mutex_unlock(&s->mu);
+    /* The descriptor now belongs to the user: take it out of the poller's set. */
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fdnum, NULL);
+}
+
+void gh__server_conn_idle(gh_conn_t *c)
+{
+    gh_server_t *s = c->server;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || get_phase(c) == GH__PH_CLOSED) {
+        pthread_mutex_unlock(&s->mu);
+        gh__server_conn_close(c);
+        return;
+    }
+    leave_active(s, is_active_phase(get_phase(c)));
+    set_phase(c, GH__PH_IDLE);
+    tl_add(s, c, GH__TL_IDLE, gh_now() + s->tl_dur[GH__TL_IDLE]);
+    pthread_mutex_unlock(&s->mu);
+    epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+}
+
+void gh__server_conn_linger(gh_conn_t *c)
+{
+    gh_server_t *s = c->server;
+    gh_fd_shutdown_write(c->fd);
+    pthread_mutex_lock(&s->mu);
+    if (get_phase(c) == GH__PH_CLOSED) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    leave_active(s, is_active_phase(get_phase(c)));
+    set_phase(c, GH__PH_LINGER);
+    tl_add(s, c, GH__TL_LINGER, gh_now() + GH__LINGER_NS);
+    pthread_mutex_unlock(&s->mu);
+    epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+}
+
+void gh__server_watch(gh_conn_t *c, int on)
+{
+    pthread_mutex_lock(&c->mu);
+    c->watching = on;
+    pthread_mutex_unlock(&c->mu);
+    if (on)
+        epoll_arm(c->server, c, EPOLLRDHUP, EPOLL_CTL_MOD);
+}
+
+/* ---- the worker pool --------------------------------------------------------------- */
+
+/* Hand c to a worker. mu held. */
+static void dispatch(gh_server_t *s, gh_conn_t *c)
+{
+    tl_remove(s, c);
+    set_phase(c, GH__PH_QUEUED);
+    s->active++;
+    if (s->q_len == s->q_cap) {
+        size_t cap = s->q_cap * 2;
+        gh_conn_t **q = gh__ptrs_new(cap);
+        if (!q) {
+            /* Out of memory: drop the connection rather than the server. */
+            s->active--;
+            table_drop(s, c);
+            set_phase(c, GH__PH_CLOSED);
+            gh_fd_close(c->fd);
+            return;
+        }
+        for (size_t i = 0; i < s->q_len; i++)
+            q[i] = s->queue[(s->q_head + i) % s->q_cap];
+        s->queue = q;
+        s->q_cap = cap;
+        s->q_head = 0;
+    }
+    s->queue[(s->q_head + s->q_len) % s->q_cap] = c;
+    s->q_len++;
+    if (s->n_idle_workers > 0) {
+        pthread_cond_signal(&s->work_cv);
+    } else if (s->n_workers < s->max_workers) {
+        pthread_t t;
+        if (gh_thread_start(&t, worker_main, s) == 0) {
+            s->worker_tids[s->n_workers++] = t;
+            s->st.workers = s->n_workers;
+        }
+    }
+}
+
+__attribute__((noinline)) static void worker_run_one(gh_server_t *s)
+{
+    gh_conn_t *c = s->queue[s->q_head];
+    s->queue[s->q_head] = NULL;
+    s->q_head = (s->q_head + 1) % s->q_cap;
+    s->q_len--;
+    pthread_mutex_unlock(&s->mu);
+    gh__conn_serve(c);
+    pthread_mutex_lock(&s->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    gh_server_t *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->q_len == 0 && !s->closed) {
+            s->n_idle_workers++;
+            s->st.idle_workers = s->n_idle_workers;
+            pthread_cond_wait(&s->work_cv, &s->mu);
+            s->n_idle_workers--;
+            s->st.idle_workers = s->n_idle_workers;
+        }
+        if (s->q_len == 0 && s->closed)
+            break;
+        worker_run_one(s);
+        /* Stale slots of the finished request's frames would keep its conn, response
+         * and request alive while this thread waits (notes §3.1). */
+        pthread_mutex_unlock(&s->mu);
+        gh_gc_scrub_stack();
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- the poller -------------------------------------------------------------------- */
+
+static void set_listeners_enabled(gh_server_t *s, int on)
+{
+    for (int i = 0; i < s->n_listeners; i++) {
+        if (s->lfd[i] < 0)
+            continue;
+        struct epoll_event ev = {.events = on ? EPOLLIN : 0,
+                                 .data.u64 = GH__TAG_LISTENER | (uint64_t)i};
+        epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd[i], &ev);
+    }
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        snprintf(out, n, "%s:%d", ip, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+        snprintf(out, n, "[%s]:%d", ip, port);
+    } else {
+        snprintf(out, n, "unknown");
+    }
+}
+
+__attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
+                                                 const struct sockaddr_storage *peer)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pthread_mutex_lock(&s->mu);
+    unsigned long id = ++s->next_id;
+    pthread_mutex_unlock(&s->mu);
+    gh_conn_t *c = gh__conn_new(s, fd, id);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    char buf[80];
+    format_addr(peer, buf, sizeof buf);
+    c->remote = gh_strdup(buf);
+    struct sockaddr_storage ls;
+    socklen_t ll = sizeof ls;
+    if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0) {
+        format_addr(&ls, buf, sizeof buf);
+        c->local = gh_strdup(buf);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (table_put(s, c) < 0) {
+        pthread_mutex_unlock(&s->mu);
+        gh_fd_close(c->fd);
+        return;
+    }
+    s->st.accepted++;
+    set_phase(c, GH__PH_WAIT_HEAD);
+    gh_time_t now = gh_now();
+    c->req_start = now;
+    c->hdr_deadline = s->cfg.read_header_timeout ? now + s->cfg.read_header_timeout : 0;
+    tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
+    pthread_mutex_unlock(&s->mu);
+    gh__server_set_state(c, GH_STATE_NEW);
+    epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_ADD);
+}
+
+static void do_accept(gh_server_t *s, int li)
+{
+    for (int n = 0; n < 64; n++) {
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        int fd = accept4(s->lfd[li], (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a while and keep serving the
+                 * connections we have; they free descriptors as they close. Back off
+                 * from 5 ms up to 1 s, as Go's accept loop does. */
+                s->accept_backoff = s->accept_backoff ? s->accept_backoff * 2 : 5 * GH_MSEC;
+                if (s->accept_backoff > GH_SEC)
+                    s->accept_backoff = GH_SEC;
+                s->accept_resume_at = gh_now() + s->accept_backoff;
+                s->st.accept_backoffs++;
+                set_listeners_enabled(s, 0);
+            }
+            return;
+        }
+        s->accept_backoff = 0;
+        accept_one(s, fd, &peer);
+    }
+}
+
+static int pending_bytes(int fd)
+{
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) < 0)
+        return 0;
+    return n;
+}
+
+/* A readable (or hung-up) connection the poller owns. */
+__attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c, uint32_t ev)
+{
+    int ph = get_phase(c);
+    if (ph == GH__PH_ACTIVE || ph == GH__PH_QUEUED || ph == GH__PH_FINISH) {
+        pthread_mutex_lock(&c->mu);
+        int watching = c->watching;
+        pthread_mutex_unlock(&c->mu);
+        if (!watching)
+            return;
+        /* Bytes waiting are a pipelined request or an unread body, never "gone"
+         * (golang/go#23921); stop watching, as Go's background read does. */
+        if (!(ev & (EPOLLERR | EPOLLHUP)) && pending_bytes(c->fdnum) > 0)
+            return;
+        gh__conn_peer_gone(c);
+        return;
+    }
+    if (ph == GH__PH_LINGER) {
+        char tmp[4096];
+        for (int i = 0; i < 16; i++) {
+            ssize_t k = gh_fd_read_nowait(c->fd, tmp, sizeof tmp);
+            if (k == GH_EAGAIN) {
+                epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+                return;
+            }
+            if (k <= 0)
+                break;
+        }
+        gh__server_conn_close(c);
+        return;
+    }
+    if (ph != GH__PH_WAIT_HEAD && ph != GH__PH_IDLE)
+        return;
+    if (!(ev & EPOLLIN) && pending_bytes(c->fdnum) == 0) {
+        /* Hung up while idle. */
+        gh__server_conn_close(c);
+        return;
+    }
+    if (ph == GH__PH_IDLE) {
+        pthread_mutex_lock(&s->mu);
+        set_phase(c, GH__PH_WAIT_HEAD);
+        gh_time_t now = gh_now();
+        c->req_start = now;
+        c->hdr_deadline = s->cfg.read_header_timeout ? now + s->cfg.read_header_timeout : 0;
+        tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
+        pthread_mutex_unlock(&s->mu);
+    }
+    int rc = gh__conn_poll_head(c);
+    if (rc < 0) {
+        gh__server_conn_close(c);
+        return;
+    }
+    if (rc == 0) {
+        epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+        return;
+    }
+    if (c->head_status) {
+        /* Malformed: answer from here, without a worker, and linger. */
+        gh__conn_write_error(c, c->head_status, NULL, 0);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        gh__server_conn_close(c);
+        return;
+    }
+    dispatch(s, c);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Close every expired connection; return the ms until the next deadline (-1: none). */
+static int expire_timers(gh_server_t *s)
+{
+    gh_time_t now = gh_now();
+    gh_time_t next = 0;
+    for (;;) {
+        gh_conn_t *victim = NULL;
+        pthread_mutex_lock(&s->mu);
+        next = 0;
+        for (int l = 1; l < GH__TL_COUNT; l++) {
+            gh_conn_t *h = s->tl_head[l];
+            if (!h)
+                continue;
+            if (h->deadline <= now) {
+                victim = h;
+                tl_remove(s, h);
+                break;
+            }
+            if (!next || h->deadline < next)
+                next = h->deadline;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!victim)
+            break;
+        /* Header, idle and linger timeouts end silently, as in Go. */
+        gh__server_conn_close(victim);
+    }
+    if (s->accept_resume_at) {
+        if (s->accept_resume_at <= now) {
+            s->accept_resume_at = 0;
+            if (!s->stopping)
+                set_listeners_enabled(s, 1);
+        } else if (!next || s->accept_resume_at < next) {
+            next = s->accept_resume_at;
+        }
+    }
+    if (!next)
+        return -1;
+    gh_time_t ms = (next - now) / GH_MSEC + 1;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+/* Graceful shutdown, poller side: close what is idle now. */
+static void close_idle(gh_server_t *s)
+{
+    for (;;) {
+        gh_conn_t *victim = NULL;
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->conns_cap && !victim; i++) {
+            gh_conn_t *c = s->conns[i];
+            if (!c)
+                continue;
+            int ph = get_phase(c);
+            if (ph == GH__PH_IDLE || ph == GH__PH_LINGER ||
+                (ph == GH__PH_WAIT_HEAD && gh_reader_buffered(c->bufr, NULL) == 0 && !c->big_len))
+                victim = c;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!victim)
+            return;
+        gh__server_conn_close(victim);
+    }
+}
+
+__attribute__((noinline)) static void handle_event(gh_server_t *s, uint64_t tag, uint32_t ev)
+{
+    if (tag == GH__TAG_WAKE) {
+        uint64_t v;
+        while (read(s->wakefd, &v, sizeof v) > 0)
+            ;
+        return;
+    }
+    if (tag & GH__TAG_LISTENER) {
+        int li = (int)(tag & 0xff);
+        if (li < s->n_listeners && s->lfd[li] >= 0 && !s->stopping)
+            do_accept(s, li);
+        return;
+    }
+    int fd = (int)(uint32_t)tag;
+    unsigned long id = (unsigned long)(tag >> 32);
+    gh_conn_t *c = NULL;
+    pthread_mutex_lock(&s->mu);
+    if ((size_t)fd < s->conns_cap && s->conns[fd] && (s->conns[fd]->id & 0x3fffffffUL) == id)
+        c = s->conns[fd];
+    pthread_mutex_unlock(&s->mu);
+    if (c)
+        on_conn_event(s, c, ev);
+}
+
+static void *poller_main(void *arg)
+{
+    gh_server_t *s = arg;
+    struct epoll_event evs[64];
+    for (;;) {
+        int timeout = expire_timers(s);
+        pthread_mutex_lock(&s->mu);
+        int stopping = s->stopping, closed = s->closed;
+        pthread_mutex_unlock(&s->mu);
+        if (closed)
+            break;
+        if (stopping)
+            close_idle(s);
+        int n = epoll_wait(s->epfd, evs, 64, timeout);
+        if (n < 0) {
+            /* The collector's stop-the-world signals interrupt epoll_wait on every
+             * collection: just wait again. */
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            handle_event(s, evs[i].data.u64, evs[i].events);
+        gh_gc_scrub_stack();
+    }
+    return NULL;
+}
+
+/* ---- shutdown ---------------------------------------------------------------------- */
+
+static void close_listeners(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_listeners; i++) {
+        if (s->lfd[i] >= 0) {
+            epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd[i], NULL);
+            close(s->lfd[i]);
+            s->lfd[i] = -1;
+        }
+    }
+}
+
+int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    close_listeners(s);
+    pthread_mutex_unlock(&s->mu);
+    wake_poller(s);
+    gh_time_t deadline = gh_now() + (timeout > 0 ? timeout : 0);
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    while (s->active > 0 || (s->open > 0 && !s->poller_running)) {
+        gh_time_t now = gh_now();
+        if (now >= deadline) {
+            rc = GH_ETIMEDOUT;
+            break;
+        }
+        /* Idle connections are closed by the poller; requests finish on workers. A
+         * bounded wait keeps this robust against a missed broadcast. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gh_time_t step = deadline - now < 50 * GH_MSEC ? deadline - now : 50 * GH_MSEC;
+        gh_time_t at = (gh_time_t)ts.tv_sec * GH_SEC + ts.tv_nsec + step;
+        ts.tv_sec = (time_t)(at / GH_SEC);
+        ts.tv_nsec = (long)(at % GH_SEC);
+        pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    gh_server_close(s);
+    return rc;
+}
+
+int gh_server_close(gh_server_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    s->stopping = 1;
+    s->closed = 1;
+    close_listeners(s);
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    wake_poller(s);
+    if (s->poller_running && !pthread_equal(pthread_self(), s->poller)) {
+        gh_thread_join(s->poller, NULL);
+        s->poller_running = 0;
+    }
+    /* Close every connection the server still owns; workers blocked on them wake. */
+    for (;;) {
+        gh_conn_t *victim = NULL;
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->conns_cap && !victim; i++)
+            if (s->conns[i])
+                victim = s->conns[i];
+        pthread_mutex_unlock(&s->mu);
+        if (!victim)
+            break;
+        gh__server_conn_close(victim);
+    }
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_workers;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++)
+        if (!pthread_equal(pthread_self(), s->worker_tids[i]))
+            gh_thread_join(s->worker_tids[i], NULL);
+    close(s->epfd);
+    close(s->wakefd);
+    s->epfd = s->wakefd = -1;
+    return 0;
+}
+
+void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
+{
+    pthread_mutex_lock(&s->mu);
+    *st = s->st;
+    st->requests = __atomic_load_n(&s->st.requests, __ATOMIC_RELAXED);
+    st->bad_requests = __atomic_load_n(&s->st.bad_requests, __ATOMIC_RELAXED);
+    st->open_conns = s->open;
+    st->active_conns = s->active;
+    st->workers = s->n_workers;
+    st->idle_workers = s->n_idle_workers;
+    pthread_mutex_unlock(&s->mu);
+}
+
+const char *gh_conn_remote_addr(const gh_conn_t *c) { return c->remote ? c->remote : ""; }
+const char *gh_conn_local_addr(const gh_conn_t *c) { return c->local ? c->local : ""; }
+unsigned long gh_conn_id(const gh_conn_t *c) { return c->id; }
+
+const char *gh_conn_state_name(gh_conn_state_t st)
+{
+    static const char *const names[] = {"new", "active", "idle", "hijacked", "closed"};
+    return (unsigned)st < 5 ? names[st] : "unknown";
+}
+
+int gh__server_stopping(gh_server_t *s) { return __atomic_load_n(&s->stopping, __ATOMIC_RELAXED); }

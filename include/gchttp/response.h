@@ -1,5 +1,70 @@
-/* gchttp/response.h: (being written) */
+/*
+ * gchttp/response.h: writing a response, flushing, hijacking, close-notify.
+ *
+ * Alloc:     by the server, one per request (GC object). No _free.
+ * Lifetime:  while the handler runs the connection's current-request slot keeps it
+ *            alive; afterwards it is collected once the program drops it. Every call
+ *            after the handler returned fails with GH_EHANDLERDONE.
+ * Threads:   the handler's thread, or one other thread at a time while the handler
+ *            waits for it.
+ *
+ * Framing (RFC 9112 §6): a body that ends within the 2 KiB pre-chunking buffer gets a
+ * Content-Length; a larger one is sent chunked (HTTP/1.1) or delimited by closing the
+ * connection (HTTP/1.0). HEAD, 1xx, 204 and 304 responses carry no body: what is written
+ * is counted (HEAD: for Content-Length) and dropped.
+ */
 #ifndef GCHTTP_RESPONSE_H
 #define GCHTTP_RESPONSE_H
+
+#include <sys/types.h>
 #include "common.h"
+
+GH_BEGIN_DECLS
+
+typedef struct gh_response_s gh_response_t;
+
+/** Set header name to value, replacing earlier values (name case-insensitive).
+ * Copies both. After the header was written: GH_EBUSY.
+ * @return 0, GH_EINVAL (bad name or a CR/LF/NUL in value), GH_ENOMEM, GH_EBUSY. */
+GH_EXTERN int gh_response_header_set(gh_response_t *w, const char *name, const char *value);
+/** Add a value for name, keeping earlier ones. */
+GH_EXTERN int gh_response_header_add(gh_response_t *w, const char *name, const char *value);
+/** Remove every value of name. @return the number removed. */
+GH_EXTERN int gh_response_header_del(gh_response_t *w, const char *name);
+/** The first value set for name, or NULL. */
+GH_EXTERN const char *gh_response_header_get(const gh_response_t *w, const char *name);
+
+/**
+ * Send the status line and headers (lazily: a final header is sent with the first
+ * flush or when the handler returns, so a small body can get a Content-Length).
+ * 1xx codes other than 101 (e.g. 103 Early Hints) are written and flushed at once and
+ * keep the header map. A second final status is ignored and returns GH_EBUSY.
+ * @return 0 or a negative code. */
+GH_EXTERN int gh_response_write_header(gh_response_t *w, int status);
+
+/** Write body bytes (writing a 200 header first if none was). @return n, or a negative
+ * code: GH_EHIJACKED, GH_EHANDLERDONE, GH_ECONTENTLENGTH (more than a declared
+ * Content-Length), GH_EPIPE/GH_ECONNRESET/GH_ETIMEDOUT (sticky; the request context
+ * is cancelled). */
+GH_EXTERN ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n);
+GH_EXTERN ssize_t gh_response_puts(gh_response_t *w, const char *s);
+GH_EXTERN ssize_t gh_response_printf(gh_response_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/** Send the header if not yet sent and everything buffered. @return 0 or a code. */
+GH_EXTERN int gh_response_flush(gh_response_t *w);
+
+/** Set a trailer field, sent after a chunked body (the response becomes chunked if it
+ * was not committed yet). @return 0, GH_EINVAL, GH_EBUSY (already committed with a
+ * Content-Length, or finished). */
+GH_EXTERN int gh_response_trailer_set(gh_response_t *w, const char *name, const char *value);
+
+/** The status written so far (0 if none). */
+GH_EXTERN int gh_response_status(const gh_response_t *w);
+
+/** Ask for the connection to be closed after this response. */
+GH_EXTERN void gh_response_close_after(gh_response_t *w);
+
+GH_END_DECLS
+
 #endif

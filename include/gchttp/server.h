@@ -1,5 +1,147 @@
-/* gchttp/server.h: (being written) */
+/*
+ * gchttp/server.h: the HTTP/1.1 server.
+ *
+ * Threads: one poller thread (epoll) accepts connections and owns every idle one; a
+ * pool of GC-registered worker threads, grown on demand up to max_workers, runs one
+ * request at a time with blocking I/O bounded by deadlines. Idle keep-alive
+ * connections hold no thread. While a handler runs the poller keeps watching its
+ * connection for the peer going away (EPOLLRDHUP), so a disconnect cancels the
+ * request context without a read in flight (Go's "background read", without its
+ * limits).
+ *
+ * Half-close: a client that shuts down its sending side while its request is being
+ * handled is treated as gone (the request context is cancelled and close-notify fires),
+ * as Go's background read does when it sees EOF. Bytes of a pipelined next request
+ * never count as gone.
+ */
 #ifndef GCHTTP_SERVER_H
 #define GCHTTP_SERVER_H
+
 #include "common.h"
+#include "request.h"
+#include "response.h"
+
+GH_BEGIN_DECLS
+
+typedef struct gh_server_s gh_server_t;
+
+/** A connection as the ConnState hook sees it. Opaque GC object; holding it keeps
+ * only the connection's bookkeeping alive, never its descriptor open. */
+typedef struct gh_conn_s gh_conn_t;
+
+/** Connection states, as Go's http.ConnState. Transitions:
+ *   New -> Active            first byte of a request arrived
+ *   Active -> Idle           response finished, connection kept alive
+ *   Idle -> Active           next request
+ *   Active -> Hijacked       the handler took the connection (terminal)
+ *   New|Active|Idle -> Closed  (terminal) */
+typedef enum {
+    GH_STATE_NEW = 0,
+    GH_STATE_ACTIVE,
+    GH_STATE_IDLE,
+    GH_STATE_HIJACKED,
+    GH_STATE_CLOSED
+} gh_conn_state_t;
+
+/** Which hijack design to use (the retention study; see README). */
+typedef enum {
+    GH_HIJACK_RELEASE = 0,   /*< default: `reader` + idle buffers released */
+    GH_HIJACK_BEFORE,        /*< Go 1.23: new writer, eager notify, reader through conn */
+    GH_HIJACK_WRITER,        /*< conn's own writer retargeted at the raw conn */
+    GH_HIJACK_LAZY_NOTIFY,   /*< + close-notify created only on demand */
+    GH_HIJACK_READER         /*< + reader retargeted through a weak response link */
+} gh_hijack_stage_t;
+
+typedef void (*gh_handler_fn)(gh_response_t *w, gh_request_t *r, void *data);
+typedef void (*gh_conn_state_fn)(gh_conn_t *c, gh_conn_state_t state, void *data);
+
+/**
+ * Server settings. Fill with gh_server_config_init(), then set what you need.
+ * Timeouts are durations in gh_time_t nanoseconds: 0 selects the default, a negative
+ * value disables the timeout.
+ */
+typedef struct gh_server_config_s {
+    gh_handler_fn handler;       /*< required */
+    void *handler_data;          /*< passed to handler; kept alive by the server */
+    /** ReadHeaderTimeout: from the first byte of a request (or from accept for a new
+     * connection) to the end of its head. Default 10 s. */
+    gh_time_t read_header_timeout;
+    /** ReadTimeout: from the first byte of a request to the end of its body.
+     * Default 5 min. */
+    gh_time_t read_timeout;
+    /** WriteTimeout: from the end of the request head to the end of the response.
+     * Default 5 min. */
+    gh_time_t write_timeout;
+    /** IdleTimeout: how long a keep-alive connection may wait for its next request.
+     * Default 2 min. */
+    gh_time_t idle_timeout;
+    /** Largest request head (request line + header section + empty line), exact.
+     * Larger heads are answered 431. Default 1 MiB. */
+    size_t max_header_bytes;
+    /** Unread request body drained after the handler to keep the connection
+     * (Go: 256 KiB). Beyond it the connection is closed. Default 256 KiB. */
+    size_t max_body_drain;
+    int max_workers;             /*< worker pool limit; default 64 */
+    int disable_keepalive;       /*< answer every request with Connection: close */
+    gh_hijack_stage_t hijack_stage;
+    gh_conn_state_fn conn_state; /*< optional; runs on the poller or a worker thread */
+    void *conn_state_data;       /*< kept alive by the server */
+} gh_server_config_t;
+
+/** Fill cfg with defaults (all timeouts 0 = default, no handler). */
+GH_EXTERN void gh_server_config_init(gh_server_config_t *cfg);
+
+/** Create a server. Calls gh_gc_init(). @return 0, GH_EINVAL (no handler), GH_ENOMEM. */
+GH_EXTERN int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg);
+
+/** Bind and listen on host:port ("127.0.0.1", "::1", "0.0.0.0"; port 0 picks one),
+ * with SO_REUSEADDR. May be called several times for several listeners, before or
+ * after gh_server_start. @return 0 or a negative code (GH_EADDRINUSE...). */
+GH_EXTERN int gh_server_listen(gh_server_t *s, const char *host, int port);
+/** Parse "host:port" or "[v6]:port" and listen. */
+GH_EXTERN int gh_server_listen_addr(gh_server_t *s, const char *hostport);
+/** The port of the i-th listener, or a negative code. */
+GH_EXTERN int gh_server_port(const gh_server_t *s, int i);
+
+/** Start the poller and the first worker; returns at once. @return 0 or a code. */
+GH_EXTERN int gh_server_start(gh_server_t *s);
+
+/**
+ * Graceful shutdown: stop accepting, close idle connections, and wait up to timeout
+ * for active requests to finish; what is left is then closed. Hijacked connections
+ * are not the server's (see gh_server_hijacked_foreach).
+ * @return 0 if every request finished in time, GH_ETIMEDOUT otherwise.
+ */
+GH_EXTERN int gh_server_shutdown(gh_server_t *s, gh_time_t timeout);
+/** Immediate close of listeners and every connection; joins the server's threads.
+ * Handlers still running see their writes fail. Idempotent. */
+GH_EXTERN int gh_server_close(gh_server_t *s);
+
+/** Live figures, for tests and monitoring. */
+typedef struct gh_server_stats_s {
+    unsigned long accepted;      /*< connections accepted */
+    unsigned long requests;      /*< requests handed to the handler */
+    unsigned long bad_requests;  /*< requests answered 4xx/5xx by the server itself */
+    unsigned long hijacked;      /*< connections hijacked */
+    unsigned long closed;        /*< connections closed by the server */
+    int open_conns;              /*< connections owned by the server now */
+    int active_conns;            /*< connections with a request in progress */
+    int workers;                 /*< worker threads started */
+    int idle_workers;            /*< of which waiting for work */
+    unsigned long accept_backoffs; /*< EMFILE/ENFILE back-offs */
+} gh_server_stats_t;
+
+GH_EXTERN void gh_server_stats(gh_server_t *s, gh_server_stats_t *st);
+
+/** The connection's peer and local addresses, "ip:port" (static per connection). */
+GH_EXTERN const char *gh_conn_remote_addr(const gh_conn_t *c);
+GH_EXTERN const char *gh_conn_local_addr(const gh_conn_t *c);
+/** A number unique per connection within a server (1, 2, ...). */
+GH_EXTERN unsigned long gh_conn_id(const gh_conn_t *c);
+
+/** The name of a state ("new", "active", ...). */
+GH_EXTERN const char *gh_conn_state_name(gh_conn_state_t st);
+
+GH_END_DECLS
+
 #endif
