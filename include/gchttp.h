@@ -18,5 +18,6 @@
 #include "gchttp/request.h"
 #include "gchttp/response.h"
 #include "gchttp/server.h"
+#include "gchttp/hijack.h"
 
 #endif

@@ -82,8 +82,10 @@ void gh__conn_peer_gone(gh_conn_t *c)
     c->watching = 0;
     gh_response_t *w = c->cur_req;
     pthread_mutex_unlock(&c->mu);
-    if (w)
+    if (w) {
         gh__request_cancel(w->req, GH_ECONNRESET);
+        gh__close_notify_fire(w);
+    }
 }
 
 /* The connReader (Go: connReader.Read). While the poller assembles a request head it
@@ -100,8 +102,10 @@ ssize_t gh__conn_reader_read(void *self, void *buf, size_t n)
         pthread_mutex_lock(&c->mu);
         gh_response_t *w = c->cur_req;
         pthread_mutex_unlock(&c->mu);
-        if (w)
+        if (w && !w->handler_done) {
             gh__request_cancel(w->req, GH_ECONNRESET);
+            gh__close_notify_fire(w);
+        }
     }
     return k;
 }
@@ -162,12 +166,22 @@ int gh__conn_poll_head(gh_conn_t *c)
                 have = 0;
             }
         } else if (c->big_len && have) {
+            size_t old = c->big_len;
             if (big_append(c, p, have, max) < 0) {
                 c->head_status = 431;
                 c->r->nowait = 0;
                 return 1;
             }
             gh_reader_consume(c->bufr, have);
+            /* Re-parse only once the end of the head may be here: scanning the whole
+             * accumulated head on every read would cost O(n^2) against a client that
+             * trickles a large head. */
+            size_t from = old >= 3 ? old - 3 : 0;
+            if (!memmem(c->big_head + from, c->big_len - from, "\r\n\r\n", 4) &&
+                c->big_len <= max) {
+                have = 0;
+                goto fill;
+            }
             int rc = gh__parse_request_head(c->big_head, c->big_len, max, &h, NULL, 0, &status);
             if (rc > 0) {
                 /* Bytes past the head (body, next request) go back to bufr, which was
@@ -187,6 +201,7 @@ int gh__conn_poll_head(gh_conn_t *c)
                 return 1;
             }
         }
+    fill:;
         ssize_t k = gh_reader_fill(c->bufr);
         if (k == GH_EAGAIN) {
             c->r->nowait = 0;
@@ -309,15 +324,21 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     cfg->handler(w, req, cfg->handler_data);
 
     if (w->hijacked) {
-        /* The connection is the handler's now; the server forgot it at hijack. */
+        /* The connection is the handler's now; the server forgot it at hijack. As in
+         * Go, serve returns here: the request and connection contexts end, and
+         * curReq is left as it is (what is still reachable is the point of the
+         * retention study). */
         w->handler_done = 1;
         gh__request_cancel(req, GH_EHANDLERDONE);
+        gh__close_notify_done(w);
+        gh_ctx_cancel(c->ctx, GH_EHIJACKED);
         return 0;
     }
     gh__server_watch(c, 0);
     int rc = gh__response_finish(w);
     w->handler_done = 1;
     gh__request_cancel(req, GH_EHANDLERDONE);
+    gh__close_notify_done(w);
     int keep = rc == 0 && gh__response_keepalive(w);
     if (keep && req->body && gh__body_drain(req->body, cfg->max_body_drain) < 0)
         keep = 0;

@@ -1,3 +1,279 @@
-/* lib/hijack.c: hijack and close-notify (being written). */
+/*
+ * lib/hijack.c: gh_response_hijack, the netconn it returns, and close-notify.
+ *
+ * The five stages of the retention study (gh_hijack_stage_t) differ only here and in
+ * gh__response_new (eager close-notify). Go's hijack path before and after PR #70756:
+ *
+ *   before       bufr (source: connReader -> conn -> curReq -> response -> request)
+ *                + a NEW 4 KiB writer over the raw conn; CloseNotify made per request.
+ *   writer       the conn's own bufw, flushed and retargeted at the raw conn.
+ *   lazy-notify  + close-notify made only when the handler asks.
+ *   reader       + bufr's source swapped for a close-notify reader: the raw conn and a
+ *                weak link to the response, cleared once the response is unreachable.
+ *   release      + buffers released while empty (default).
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "internal.h"
+
+/*
+ * netconn: the hijacked raw connection.
+ * Alloc:     per hijack (gh_obj_new). Kept by the caller, the returned reader's
+ *            source and writer's sink. OS state: fd, closed by gh_netconn_close or the
+ *            gh_fd finalizer backstop. Threads: one reader and one writer.
+ */
+struct gh_netconn_s {
+    gh_fd_t *fd;
+    const char *remote, *local; /* atomic strings shared with the (dead) conn */
+};
+
+static const size_t nc_ptrs[] = {offsetof(struct gh_netconn_s, fd),
+                                 offsetof(struct gh_netconn_s, remote),
+                                 offsetof(struct gh_netconn_s, local)};
+static const char *const nc_names[] = {"fd", "remote", "local"};
+gh_type_t gh__netconn_type = GH_TYPE_INIT_NAMED("netConn", struct gh_netconn_s, nc_ptrs, nc_names);
+
+/*
+ * The close-notify reader (Go PR #70756's connCloseNotify): the source of a hijacked
+ * bufr in stages reader and release.
+ * Alloc:     per hijack. Kept by bufr->src.
+ * The weak link is the point: it does not keep the response alive, so once the handler
+ * has returned and the server dropped the response, the collector clears it and this
+ * is a pure proxy to the descriptor.
+ */
+typedef struct cn_reader {
+    gh_netconn_t *nc;
+    /* not traced */
+    gh_weak_t resp; /* weak: the response, while it lives */
+} cn_reader_t;
+
+static const size_t cnr_ptrs[] = {offsetof(struct cn_reader, nc)};
+static const char *const cnr_names[] = {"netConn"};
+gh_type_t gh__cn_reader_type =
+    GH_TYPE_INIT_NAMED("closeNotifyReader", struct cn_reader, cnr_ptrs, cnr_names);
+
+/* ---- netconn ------------------------------------------------------------------------ */
+
+ssize_t gh_netconn_read(gh_netconn_t *c, void *buf, size_t n) { return gh_fd_read(c->fd, buf, n); }
+ssize_t gh_netconn_write(gh_netconn_t *c, const void *buf, size_t n)
+{
+    return gh_fd_write(c->fd, buf, n);
+}
+int gh_netconn_close(gh_netconn_t *c) { return gh_fd_close(c->fd); }
+void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at)
+{
+    gh_fd_set_read_deadline(c->fd, at);
+    gh_fd_set_write_deadline(c->fd, at);
+}
+void gh_netconn_set_read_deadline(gh_netconn_t *c, gh_time_t at) { gh_fd_set_read_deadline(c->fd, at); }
+void gh_netconn_set_write_deadline(gh_netconn_t *c, gh_time_t at) { gh_fd_set_write_deadline(c->fd, at); }
+const char *gh_netconn_remote_addr(const gh_netconn_t *c) { return c->remote ? c->remote : ""; }
+const char *gh_netconn_local_addr(const gh_netconn_t *c) { return c->local ? c->local : ""; }
+gh_fd_t *gh_netconn_fd(gh_netconn_t *c) { return c->fd; }
+ssize_t gh_netconn_read_fn(void *c, void *buf, size_t n) { return gh_netconn_read(c, buf, n); }
+ssize_t gh_netconn_write_fn(void *c, const void *buf, size_t n) { return gh_netconn_write(c, buf, n); }
+
+static ssize_t cn_reader_read(void *self, void *buf, size_t n)
+{
+    cn_reader_t *cr = self;
+    ssize_t k = gh_fd_read(cr->nc->fd, buf, n);
+    if (k <= 0 && k != GH_ETIMEDOUT && k != GH_EAGAIN && !gh_weak_is_cleared(&cr->resp)) {
+        /* While the handler runs, a failed read means the client is gone: tell the
+         * handler (Go: connCloseNotify). gh_weak_get reads under the allocator lock;
+         * NULL once the response was collected. */
+        gh_response_t *w = gh_weak_get(&cr->resp);
+        if (w && !w->handler_done) {
+            gh__request_cancel(w->req, GH_ECONNRESET);
+            gh__close_notify_fire(w);
+        }
+    }
+    return k;
+}
+
+/* ---- close-notify ------------------------------------------------------------------- */
+
+gh_ctx_t *gh__close_notify_make(gh_response_t *w)
+{
+    gh_conn_t *c = w->conn;
+    pthread_mutex_lock(&c->mu);
+    gh_ctx_t *cn = w->cn;
+    int gone = c->peer_gone;
+    pthread_mutex_unlock(&c->mu);
+    if (cn)
+        return cn;
+    cn = gh_ctx_new(NULL);
+    if (!cn)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    if (w->cn) {
+        gh_ctx_t *other = w->cn;
+        pthread_mutex_unlock(&c->mu);
+        return other;
+    }
+    w->cn = cn;
+    gone = gone || c->peer_gone;
+    pthread_mutex_unlock(&c->mu);
+    /* A disconnect seen before anyone asked still counts: the pipelined check was made
+     * when it was seen. */
+    if (gone || gh_request_done(w->req) == GH_ECONNRESET)
+        gh_ctx_cancel(cn, GH_ECONNRESET);
+    return cn;
+}
+
+static void cn_signal_fd(gh_ctx_t *ctx, int reason, void *data)
+{
+    gh_fd_t *efd = data;
+    uint64_t one = 1;
+    if (gh_fd_acquire(efd) == 0) {
+        ssize_t k;
+        do
+            k = write(gh_fd_fileno(efd), &one, sizeof one);
+        while (k < 0 && errno == EINTR);
+        gh_fd_release(efd);
+    }
+}
+
+void gh__close_notify_fire(gh_response_t *w)
+{
+    gh_conn_t *c = w->conn;
+    pthread_mutex_lock(&c->mu);
+    gh_ctx_t *cn = w->cn;
+    pthread_mutex_unlock(&c->mu);
+    if (cn)
+        gh_ctx_cancel(cn, GH_ECONNRESET); /* once: later cancels are no-ops */
+}
+
+void gh__close_notify_done(gh_response_t *w)
+{
+    gh_conn_t *c = w->conn;
+    pthread_mutex_lock(&c->mu);
+    gh_fd_t *efd = w->cn_fd;
+    w->cn_fd = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (efd)
+        gh_fd_close(efd);
+}
+
+gh_ctx_t *gh_response_close_notify(gh_response_t *w)
+{
+    if (w->handler_done)
+        return NULL;
+    return gh__close_notify_make(w);
+}
+
+int gh_response_close_notify_fd(gh_response_t *w)
+{
+    if (w->handler_done)
+        return GH_EHANDLERDONE;
+    gh_ctx_t *cn = gh__close_notify_make(w);
+    if (!cn)
+        return GH_ENOMEM;
+    gh_conn_t *c = w->conn;
+    pthread_mutex_lock(&c->mu);
+    gh_fd_t *efd = w->cn_fd;
+    pthread_mutex_unlock(&c->mu);
+    if (efd)
+        return gh_fd_fileno(efd);
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    efd = gh_fd_new(fd);
+    if (!efd) {
+        close(fd);
+        return GH_ENOMEM;
+    }
+    pthread_mutex_lock(&c->mu);
+    w->cn_fd = efd;
+    pthread_mutex_unlock(&c->mu);
+    long id = gh_ctx_on_cancel(cn, cn_signal_fd, efd);
+    if (id < 0)
+        return (int)id;
+    return fd;
+}
+
+/* ---- hijack ------------------------------------------------------------------------- */
+
+int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
+{
+    gh_conn_t *c = w->conn;
+    gh_server_t *s = c->server;
+    gh_hijack_stage_t stage = gh__server_config(s)->hijack_stage;
+    if (out)
+        *out = NULL;
+    if (w->handler_done)
+        return GH_EHANDLERDONE;
+    if (w->hijacked)
+        return GH_EHIJACKED;
+    /* No 100 Continue may be written from now on (Go: disableWriteContinue). */
+    w->can_continue = 0;
+    if (w->wrote_header) {
+        /* Flush what the handler already chose to send, e.g. "101 Switching
+         * Protocols" (Go: cw.flush). */
+        int rc = gh_response_flush(w);
+        if (rc < 0)
+            return rc;
+    }
+    gh_netconn_t *nc = gh_obj_new(&gh__netconn_type);
+    if (!nc)
+        return GH_ENOMEM;
+    nc->fd = c->fd;
+    nc->remote = c->remote;
+    nc->local = c->local;
+
+    gh_reader_t *br = c->bufr;
+    gh_writer_t *bw;
+    if (stage == GH_HIJACK_BEFORE) {
+        /* Go 1.23: a second writer straight to the raw conn; the conn's bufw stays. */
+        bw = gh_writer_new(nc, gh_netconn_write_fn, 0);
+        if (!bw)
+            return GH_ENOMEM;
+        int rc = gh_writer_flush(c->bufw);
+        if (rc < 0)
+            return rc;
+    } else {
+        /* The conn's own writer, flushed, now writing to the raw conn: nothing in it
+         * points back at the conn. */
+        bw = c->bufw;
+        int rc = gh_writer_flush(bw);
+        if (rc < 0)
+            return rc;
+        gh_writer_reset(bw, nc, gh_netconn_write_fn);
+    }
+    if (stage == GH_HIJACK_READER || stage == GH_HIJACK_RELEASE) {
+        cn_reader_t *cr = gh_obj_new(&gh__cn_reader_type);
+        if (!cr)
+            return GH_ENOMEM;
+        cr->nc = nc;
+        if (gh_weak_set(&cr->resp, w) < 0)
+            return GH_ENOMEM;
+        /* Buffered bytes (pipelined data, a body, a first WebSocket frame) stay in
+         * the buffer and are read first. */
+        gh_reader_reset(br, cr, cn_reader_read);
+    }
+    if (stage == GH_HIJACK_RELEASE) {
+        /* An idle hijacked connection keeps no 4 KiB blocks (fasthttp#2363). */
+        gh_reader_release(br);
+        gh_writer_release(bw);
+    }
+
+    w->hijacked = 1;
+    if (w->req_body)
+        w->req_body->closed = GH_EHIJACKED;
+    /* The server forgets the connection: table, timers, poller watch. */
+    gh__server_conn_forget(c);
+    gh_fd_set_read_deadline(c->fd, 0);
+    gh_fd_set_write_deadline(c->fd, 0);
+    gh__server_set_state(c, GH_STATE_HIJACKED);
+    if (out)
+        *out = nc;
+    if (rw) {
+        rw->r = br;
+        rw->w = bw;
+    }
+    return 0;
+}

@@ -63,7 +63,6 @@ enum { GH__TL_NONE = 0, GH__TL_HEAD, GH__TL_IDLE, GH__TL_LINGER, GH__TL_COUNT };
 
 typedef struct gh__conn_reader gh__conn_reader_t;
 typedef struct gh__body gh__body_t;
-typedef struct gh__close_notify gh__close_notify_t;
 
 /*
  * connReader: the source of conn->bufr while the server owns the connection.
@@ -187,7 +186,8 @@ struct gh_response_s {
     gh__body_t *req_body;
     char *hdr_ext;             /* atomic; header lines when they outgrow inline_hdr */
     char *trailers;            /* atomic "Name: value\r\n"* */
-    gh__close_notify_t *cn;    /* lazily created */
+    gh_ctx_t *cn;              /* close-notify, created lazily (eagerly in early stages) */
+    gh_fd_t *cn_fd;            /* its eventfd, if asked for */
     /* not traced */
     size_t hdr_len, hdr_cap, trailers_len, trailers_cap;
     size_t pre_len;            /* bytes in conn->prebuf */
@@ -252,6 +252,14 @@ gh__body_t *gh__body_new(gh_request_t *r, gh_reader_t *bufr);
 /* After the handler: read and drop what is left of the body, up to max bytes.
  * Returns 0 if the body was consumed (connection reusable), <0 otherwise. */
 int gh__body_drain(gh__body_t *b, size_t max);
+
+/* ---- hijack.c --------------------------------------------------------------------- */
+/* Fire close-notify of w (client gone). Any thread. */
+void gh__close_notify_fire(gh_response_t *w);
+/* Create close-notify now (stages before/writer do it for every request). */
+gh_ctx_t *gh__close_notify_make(gh_response_t *w);
+/* The handler returned: close the close-notify descriptor, if any. */
+void gh__close_notify_done(gh_response_t *w);
 
 /* ---- response.c ------------------------------------------------------------------- */
 gh_response_t *gh__response_new(gh_conn_t *c, gh_request_t *r);

@@ -21,9 +21,10 @@ static const size_t resp_ptrs[] = {
     offsetof(struct gh_response_s, conn),     offsetof(struct gh_response_s, req),
     offsetof(struct gh_response_s, req_body), offsetof(struct gh_response_s, hdr_ext),
     offsetof(struct gh_response_s, trailers), offsetof(struct gh_response_s, cn),
+    offsetof(struct gh_response_s, cn_fd),
 };
 static const char *const resp_names[] = {"conn", "req", "reqBody", "header", "trailers",
-                                         "closeNotify"};
+                                         "closeNotify", "closeNotifyFd"};
 gh_type_t gh__response_type =
     GH_TYPE_INIT_NAMED("response", struct gh_response_s, resp_ptrs, resp_names);
 
@@ -94,6 +95,10 @@ gh_response_t *gh__response_new(gh_conn_t *c, gh_request_t *r)
     w->can_continue = r->expect_continue;
     if (r->expect_continue && r->body)
         r->body->resp = w;
+    /* Before Go PR #70756 every request got its CloseNotify channel up front. */
+    gh_hijack_stage_t stage = gh__server_config(c->server)->hijack_stage;
+    if ((stage == GH_HIJACK_BEFORE || stage == GH_HIJACK_WRITER) && !gh__close_notify_make(w))
+        return NULL;
     return w;
 }
 

@@ -390,6 +390,7 @@ void gh__server_conn_close(gh_conn_t *c)
     pthread_cond_broadcast(&s->idle_cv);
     pthread_mutex_unlock(&s->mu);
     gh_fd_close(c->fd);
+    gh_ctx_cancel(c->ctx, GH_ECANCELED);
     gh__server_set_state(c, GH_STATE_CLOSED);
 }
 
