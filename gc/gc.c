@@ -67,9 +67,13 @@ __attribute__((noinline)) void gh_gc_scrub_stack(void)
 }
 
 /* noinline: the collection and the finalizers run in frames below this one, which the
- * scrub then overwrites before the caller resumes. */
+ * scrub then overwrites before the caller resumes. The first scrub clears what the
+ * caller's previous callees left below its frame (typically the function that just
+ * dropped the references); the one after each collection clears the finalizers' frames
+ * (boehm.md §3.3). */
 __attribute__((noinline)) void gh_gc_collect(int n)
 {
+    gh_gc_scrub_stack();
     for (int i = 0; i < n; i++) {
         GC_gcollect();
         (void)GC_invoke_finalizers();

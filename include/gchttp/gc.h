@@ -27,9 +27,11 @@ GH_EXTERN void gh_gc_init(void);
 GH_EXTERN void gh_gc_set_finalize_on_demand(int on);
 
 /**
- * n times: full collection, run pending finalizers, scrub the stack below the caller.
- * Scrubbing matters: a finalizer's frame left on this stack keeps its object visible to
- * the next collection.
+ * Scrub the stack below the caller, then n times: full collection, run pending
+ * finalizers, scrub again. Scrubbing matters: the dead frame of the function that just
+ * dropped its references, or of a finalizer, would otherwise keep objects visible to the
+ * next collection. Typical use in tests: gh_gc_collect(2) (no-order finalizers run in the
+ * first collection, their objects are reclaimed in the second).
  */
 GH_EXTERN void gh_gc_collect(int n);
 
