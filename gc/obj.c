@@ -263,3 +263,5 @@ void gh_alloc_stats(gh_alloc_stats_t *st)
     st->objects = __atomic_load_n(&alloc_objects, __ATOMIC_RELAXED);
     st->bytes = __atomic_load_n(&alloc_bytes, __ATOMIC_RELAXED);
 }
+
+void *gh_ptrs_new(size_t n) { return gh__ptrs_new(n); }

@@ -61,6 +61,11 @@ gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id)
     c->bufw = gh_writer_new(c, conn_check_write, 0);
     if (!c->bufr || !c->bufw)
         return NULL;
+    /* Go 1.23 allocates the connection's 4 KiB writer when it starts serving; the
+     * `before` stage of the retention study reproduces that. Later stages, like
+     * gchttp's default, allocate it on first write. */
+    if (gh__server_config(s)->hijack_stage == GH_HIJACK_BEFORE && !gh__writer_reserve(c->bufw, 0))
+        return NULL;
     return c;
 }
 

@@ -107,6 +107,11 @@ GH_EXTERN void *gh_bytes_new(size_t n);
  */
 GH_EXTERN size_t gh_bytes_good_size(size_t n);
 
+/** A zeroed array of n pointer-sized words that the collector scans conservatively:
+ * for tables of GC pointers held by a program (every word that looks like a pointer
+ * keeps its target alive). Counted in gh_alloc_stats. NULL when out of memory. */
+GH_EXTERN void *gh_ptrs_new(size_t n);
+
 /** Copy a C string into atomic storage. NULL when out of memory. */
 GH_EXTERN char *gh_strdup(const char *s);
 /** Copy n bytes into atomic storage and add a NUL. NULL when out of memory. */
