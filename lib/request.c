@@ -215,8 +215,10 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
         r->want_close = !conn_keepalive || conn_close;
     else
         r->want_close = conn_close;
-    if (r->host_len == 0 && h.form == GH__TARGET_ABSOLUTE) {
-        /* absolute-form: the authority of the target is the host (RFC 9112 §3.2.2). */
+    int host_in_target = 0;
+    if (h.form == GH__TARGET_ABSOLUTE) {
+        /* absolute-form: the authority of the target is the host, and a Host field is
+         * ignored (RFC 9112 §3.2.2; Go: req.Host = req.URL.Host). */
         const char *t = head + h.target_off;
         const char *a = strstr(t, "://");
         if (a && (size_t)(a - t) < h.target_len) {
@@ -224,8 +226,11 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
             size_t k = 0;
             while (a + k < t + h.target_len && a[k] != '/' && a[k] != '?' && a[k] != '#')
                 k++;
-            r->host_off = (uint32_t)(a - head);
-            r->host_len = (uint32_t)k;
+            if (k) {
+                r->host_off = (uint32_t)(a - head);
+                r->host_len = (uint32_t)k;
+                host_in_target = 1;
+            }
         }
     }
 
@@ -239,7 +244,7 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
         hm[r->fields[i].name_off + r->fields[i].name_len] = 0;
         hm[r->fields[i].value_off + r->fields[i].value_len] = 0;
     }
-    if (r->host_len && h.form == GH__TARGET_ABSOLUTE && !n_host) {
+    if (host_in_target) {
         /* The authority is inside the target string: give it its own copy. */
         char *hc = gh_strndup(head + r->host_off, r->host_len);
         if (!hc)
