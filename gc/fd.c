@@ -125,7 +125,7 @@ int gh_fd_shutdown_write(gh_fd_t *f)
     int rc = gh_fd_acquire(f);
     if (rc < 0)
         return rc;
-    rc = shutdown(f->fd, SHUT_WR) < 0 ? -errno : 0;
+    rc = shutdown(__atomic_load_n(&f->fd, __ATOMIC_ACQUIRE), SHUT_WR) < 0 ? -errno : 0;
     gh_fd_release(f);
     return rc;
 }

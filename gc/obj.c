@@ -47,8 +47,9 @@ static void type_register(gh_type_t *t)
  * carrying on would give the collector a layout that hides live pointers. */
 static void type_abort(const gh_type_t *t, size_t i)
 {
-    fprintf(stderr, "gchttp: type \"%s\": pointer offset %zu (%zu) is not a word-aligned "
-                    "offset inside the struct (size %zu)\n",
+    fprintf(stderr,
+            "gchttp: type \"%s\": pointer offset %zu (%zu) is not a word-aligned "
+            "offset inside the struct (size %zu)\n",
             t->name ? t->name : "?", i, t->ptr_offsets[i], t->size);
     abort();
 }
@@ -139,8 +140,8 @@ void *gh_obj_new(gh_type_t *t)
 
     int acct = __atomic_load_n(&accounting, __ATOMIC_RELAXED);
     if (acct || t->finalize)
-        GC_register_finalizer_no_order(base, obj_finalizer, (void *)(uintptr_t)(acct != 0),
-                                       NULL, NULL);
+        GC_register_finalizer_no_order(base, obj_finalizer, (void *)(uintptr_t)(acct != 0), NULL,
+                                       NULL);
     return base + GH__OBJ_HDR;
 }
 
@@ -161,8 +162,8 @@ gh_type_t *gh__obj_type_of_base(const void *base)
     int kind = GC_get_kind_and_size(base, &sz);
     /* Atomic objects are never ours (and their unzeroed contents could look like a
      * header); nor is anything of another kind than the typed one. */
-    if (kind == GC_I_PTRFREE || kind + 1 != __atomic_load_n(&obj_kind_plus1, __ATOMIC_RELAXED)
-        || sz < GH__OBJ_HDR)
+    if (kind == GC_I_PTRFREE || kind + 1 != __atomic_load_n(&obj_kind_plus1, __ATOMIC_RELAXED) ||
+        sz < GH__OBJ_HDR)
         return NULL;
     const gh__objhdr_t *h = base;
     if ((h->check ^ GH__OBJ_MAGIC) != (uintptr_t)h->type || !type_is_registered(h->type))
@@ -226,11 +227,20 @@ char *gh_strndup(const char *s, size_t n)
     return p;
 }
 
-char *gh_strdup(const char *s) { return gh_strndup(s, strlen(s)); }
+char *gh_strdup(const char *s)
+{
+    return gh_strndup(s, strlen(s));
+}
 
-void gh_obj_set_accounting(int on) { __atomic_store_n(&accounting, on != 0, __ATOMIC_RELAXED); }
+void gh_obj_set_accounting(int on)
+{
+    __atomic_store_n(&accounting, on != 0, __ATOMIC_RELAXED);
+}
 
-int gh_obj_get_accounting(void) { return __atomic_load_n(&accounting, __ATOMIC_RELAXED); }
+int gh_obj_get_accounting(void)
+{
+    return __atomic_load_n(&accounting, __ATOMIC_RELAXED);
+}
 
 void gh_type_stats(gh_type_t *t, gh_type_stats_t *st)
 {
@@ -264,4 +274,7 @@ void gh_alloc_stats(gh_alloc_stats_t *st)
     st->bytes = __atomic_load_n(&alloc_bytes, __ATOMIC_RELAXED);
 }
 
-void *gh_ptrs_new(size_t n) { return gh__ptrs_new(n); }
+void *gh_ptrs_new(size_t n)
+{
+    return gh__ptrs_new(n);
+}

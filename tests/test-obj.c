@@ -173,7 +173,7 @@ static size_t pow2_at_or_above(size_t n)
  * size is never worse than the request. */
 START_TEST(test_bytes_good_size_keeps_gc_size_within_power_of_two)
 {
-    static const size_t picks[] = {2047, 2048, 2049, 4000,  4095,  4096,
+    static const size_t picks[] = {2047, 2048, 2049, 4000, 4095,  4096,
                                    4097, 5000, 8191, 8192, 65536, 100000};
     for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
         size_t m = gh_bytes_good_size(picks[i]);
@@ -235,8 +235,7 @@ START_TEST(test_alloc_stats_count_objects_and_gc_sizes)
     char *s = gh_strdup("twelve bytes");
     gh_alloc_stats(&after);
     ck_assert_uint_eq(after.objects - before.objects, 3);
-    ck_assert_uint_eq(after.bytes - before.bytes,
-                      GC_size(GC_base(o)) + GC_size(b) + GC_size(s));
+    ck_assert_uint_eq(after.bytes - before.bytes, GC_size(GC_base(o)) + GC_size(b) + GC_size(s));
 }
 END_TEST
 
@@ -244,7 +243,10 @@ END_TEST
 
 static void count_type(gh_type_t *t, void *data)
 {
-    struct { gh_type_t *want; int seen; } *c = data;
+    struct {
+        gh_type_t *want;
+        int seen;
+    } *c = data;
     c->seen += t == c->want;
 }
 
@@ -254,7 +256,10 @@ START_TEST(test_type_registry_finds_initialised_types_once)
     (void)gh_obj_new(&node_type);
     ck_assert_ptr_eq(gh_type_find("test.node"), &node_type);
     ck_assert_ptr_null(gh_type_find("test.no-such-type"));
-    struct { gh_type_t *want; int seen; } c = {&node_type, 0};
+    struct {
+        gh_type_t *want;
+        int seen;
+    } c = {&node_type, 0};
     gh_type_foreach(count_type, &c);
     ck_assert_int_eq(c.seen, 1);
 }
@@ -304,7 +309,10 @@ START_TEST(test_type_initialisation_is_thread_safe)
         ck_assert_int_eq(gh_thread_join(t[i], NULL), 0);
     for (int i = 0; i < N_RACERS; i++)
         ck_assert_int_eq(racer_ok[i], RACER_ALLOCS);
-    struct { gh_type_t *want; int seen; } c = {&racer_type, 0};
+    struct {
+        gh_type_t *want;
+        int seen;
+    } c = {&racer_type, 0};
     gh_type_foreach(count_type, &c);
     ck_assert_int_eq(c.seen, 1);
     gh_type_stats_t st;
@@ -357,8 +365,8 @@ static void hooked_finalize(void *obj)
     hook_bad += c->magic != 42;
 }
 
-static gh_type_t hooked_type = {.name = "test.hooked", .size = sizeof(struct counted),
-                                .finalize = hooked_finalize};
+static gh_type_t hooked_type = {
+    .name = "test.hooked", .size = sizeof(struct counted), .finalize = hooked_finalize};
 
 START_TEST(test_obj_finalize_hook_runs_with_the_user_pointer)
 {

@@ -14,7 +14,9 @@
  *            If an open gh_fd_t becomes unreachable, a no-order finalizer close()s the
  *            descriptor as a backstop and counts it in gh_fd_leaked(): a leak made
  *            visible, never silent.
- * Threads:   any; one reader and one writer may run concurrently.
+ * Threads:   any; one reader and one writer may run concurrently. gh_fd_close from
+ *            any thread wakes a blocked socket operation at once (shutdown); on pipes
+ *            and other non-sockets the operation notices at the next poll slice.
  * Blocking:  the descriptor is switched to O_NONBLOCK; blocking calls wait in poll()
  *            bounded by the deadline, retrying on EINTR (the collector's stop-the-world
  *            signals interrupt poll on every collection). A deadline changed while a

@@ -24,7 +24,10 @@ GH_EXTERN int gh_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /** Join a thread started with gh_thread_start. */
 GH_EXTERN int gh_thread_join(pthread_t t, void **ret);
 /** Register / unregister the calling thread (one the collector did not create).
- * gh_gc_init() must have run. @return 0 or a negative code. */
+ * gh_gc_init() must have run. Unregister before the thread exits.
+ * @return 0; GH_EEXIST if the thread is already registered (for example it came from
+ *         gh_thread_start): it must then not call gh_thread_unregister; GH_EINVAL if
+ *         the stack base cannot be found. */
 GH_EXTERN int gh_thread_register(void);
 GH_EXTERN int gh_thread_unregister(void);
 

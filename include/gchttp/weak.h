@@ -17,6 +17,8 @@
  *
  * Reads take the allocator lock (GC_call_with_alloc_lock): reading the hidden slot
  * without it races with the collector clearing it.
+ *
+ * Threads: any thread may read; set/clear a given gh_weak_t from one thread at a time.
  */
 #ifndef GCHTTP_WEAK_H
 #define GCHTTP_WEAK_H
@@ -41,8 +43,8 @@ GH_EXTERN int gh_weak_set_long(gh_weak_t *w, void *obj);
 /** The target, or NULL once the link was cleared. Takes the allocator lock. The caller
  * then holds a strong reference on its stack. */
 GH_EXTERN void *gh_weak_get(gh_weak_t *w);
-/** 1 once the collector (or gh_weak_clear) cleared the link, else 0. Does not reveal the
- * pointer, so needs no lock. */
+/** 1 once the collector (or gh_weak_clear) cleared the link, else 0; also 1 for a
+ * gh_weak_t that was never set. Does not reveal the pointer, so needs no lock. */
 GH_EXTERN int gh_weak_is_cleared(const gh_weak_t *w);
 /** Unregister and zero. Idempotent. */
 GH_EXTERN void gh_weak_clear(gh_weak_t *w);
