@@ -156,6 +156,35 @@ START_TEST(test_bytes_do_not_retain)
 }
 END_TEST
 
+/* gh_ptrs_new: a zeroed table that is scanned, so what it holds stays alive. */
+static void **ptr_table;
+
+__attribute__((noinline)) static void fill_ptr_table(void)
+{
+    ptr_table = gh_ptrs_new(N_OBJS);
+    for (int i = 0; i < N_OBJS; i++) {
+        ck_assert_ptr_null(ptr_table[i]);
+        ptr_table[i] = gh_obj_new(&node_type);
+        probes[i] = gh_probe_new(ptr_table[i]);
+    }
+}
+
+START_TEST(test_ptrs_table_is_zeroed_scanned_and_counted)
+{
+    gh_alloc_stats_t before, after;
+    gh_alloc_stats(&before);
+    fill_ptr_table();
+    gh_alloc_stats(&after);
+    ck_assert_uint_eq(after.objects - before.objects, N_OBJS + 1);
+    for (int a = 0; a < 3; a++) {
+        churn(a);
+        gh_gc_collect(2);
+    }
+    ck_assert_int_eq(count_unreachable(), 0);
+    ptr_table = NULL;
+}
+END_TEST
+
 /* ---- byte storage ------------------------------------------------------------------ */
 
 static size_t pow2_at_or_above(size_t n)
@@ -390,6 +419,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_obj_integer_field_does_not_retain);
     tcase_add_test(tc, test_obj_pointer_field_retains);
     tcase_add_test(tc, test_bytes_do_not_retain);
+    tcase_add_test(tc, test_ptrs_table_is_zeroed_scanned_and_counted);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bytes");
