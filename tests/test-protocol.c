@@ -15,6 +15,7 @@
 
 #define IO_MS 5000     /* bound on every read of a response */
 #define SMALL_HEAD 1024 /* max_header_bytes of the strict fixture */
+#define BIG_HEAD 20000  /* max_header_bytes beyond the read buffer (accumulated heads) */
 
 /* The server of the current test (Check forks per test: each child starts its own).
  * Static, so the collector sees it. */
@@ -122,6 +123,9 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
         gh_response_header_set(w, "Link", "</style.css>; rel=preload");
         gh_response_write_header(w, 103);
         gh_response_puts(w, "final");
+    } else if (path_is(r, "/short")) {
+        gh_response_header_set(w, "Content-Length", "10");
+        gh_response_puts(w, "abc");
     } else if (path_is(r, "/host")) {
         gh_response_puts(w, gh_request_host(r));
     } else {
@@ -147,6 +151,7 @@ static void start_server(size_t max_header_bytes)
 
 static void setup_default(void) { start_server(0); }
 static void setup_small_heads(void) { start_server(SMALL_HEAD); }
+static void setup_big_heads(void) { start_server(BIG_HEAD); }
 static void teardown(void)
 {
     gh_server_close(srv);
@@ -284,9 +289,23 @@ static const struct bad_vector {
     BAD("NUL in header value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 400, 1),
     BAD("Expect other than 100-continue",
         "GET / HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n\r\n", 417, 1),
+    BAD("double space in request line", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1),
+    BAD("trailing space in request line", "GET / HTTP/1.1 \r\nHost: x\r\n\r\n", 400, 1),
+    BAD("bad character in field name", "GET / HTTP/1.1\r\nHost: x\r\nX@A: b\r\n\r\n", 400, 1),
+    BAD("empty field name", "GET / HTTP/1.1\r\nHost: x\r\n: b\r\n\r\n", 400, 1),
+    BAD("space in Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, 1),
+    BAD("slash in Host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, 1),
+    BAD("Transfer-Encoding identity",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc",
+        501, 1),
     BAD("bad chunk size", CHUNKED_POST "zz\r\nhello\r\n0\r\n\r\n", 400, 0),
     BAD("chunk size with bare LF", CHUNKED_POST "5\nhello\r\n0\r\n\r\n", 400, 0),
     BAD("chunk data without CRLF", CHUNKED_POST "5\r\nhelloXX0\r\n\r\n", 400, 0),
+    BAD("chunk size with trailing space", CHUNKED_POST "5 \r\nhello\r\n0\r\n\r\n", 400, 0),
+    BAD("chunk size overflow", CHUNKED_POST "10000000000000000\r\nhello\r\n0\r\n\r\n", 400, 0),
+    BAD("bare LF in trailer section", CHUNKED_POST "5\r\nhello\r\n0\r\nX-T: 1\n\r\n", 400, 0),
+    BAD("obs-fold in trailer section", CHUNKED_POST "5\r\nhello\r\n0\r\nX-T: 1\r\n 2\r\n\r\n", 400,
+        0),
 #undef BAD
 };
 #define N_BAD_VECTORS ((int)(sizeof bad_vectors / sizeof bad_vectors[0]))
@@ -338,7 +357,7 @@ END_TEST
 /* A head "GET /x HTTP/1.1\r\nHost: x\r\nX-Pad: aaa...\r\n\r\n" of exactly len bytes. */
 static char *head_of_length(size_t len)
 {
-    static char head[SMALL_HEAD * 2];
+    static char head[BIG_HEAD * 2];
     const char *pre = "GET /x HTTP/1.1\r\nHost: x\r\nX-Pad: ";
     size_t pl = strlen(pre);
     ck_assert_uint_lt(pl + 4, len);
@@ -360,9 +379,30 @@ END_TEST
 
 START_TEST(test_protocol_rejects_head_one_byte_over_max_header_bytes_with_431)
 {
-    static char req[SMALL_HEAD * 2 + 64];
+    static char req[BIG_HEAD * 2 + 64];
     snprintf(req, sizeof req, "%s%s", head_of_length(SMALL_HEAD + 1), NEXT);
     assert_rejected("head of max+1 bytes", req, strlen(req), 431, 1);
+}
+END_TEST
+
+START_TEST(test_protocol_accepts_accumulated_head_of_exactly_max_header_bytes)
+{
+    static char req[BIG_HEAD * 2 + 64];
+    snprintf(req, sizeof req, "%s%s", head_of_length(BIG_HEAD), NEXT);
+    int fd = roundtrip(req);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "GET /x");
+    read_next(fd);
+    ck_assert_str_eq(th_body(rbuf), "smuggled");
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_protocol_rejects_accumulated_head_one_byte_over_with_431)
+{
+    static char req[BIG_HEAD * 2 + 64];
+    snprintf(req, sizeof req, "%s%s", head_of_length(BIG_HEAD + 1), NEXT);
+    assert_rejected("accumulated head of max+1 bytes", req, strlen(req), 431, 1);
 }
 END_TEST
 
@@ -376,6 +416,49 @@ START_TEST(test_protocol_rejects_huge_head_with_431)
     memset(req + pl, 'a', 40000);
     snprintf(req + pl + 40000, sizeof req - pl - 40000, "\r\n\r\n%s", NEXT);
     assert_rejected("huge head", req, strlen(req), 431, 1);
+}
+END_TEST
+
+START_TEST(test_protocol_identical_content_lengths_are_one_length)
+{
+    int fd = roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                       "Content-Length: 3, 3\r\n\r\nabc" NEXT);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "abc");
+    read_next(fd);
+    ck_assert_str_eq(th_body(rbuf), "smuggled");
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_protocol_large_head_keeps_pipelined_body_and_request)
+{
+    /* A head larger than the connection's read buffer, then its body and another
+     * request in the same write. */
+    static char req[32 << 10];
+    int n = snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+    memset(req + n, 'p', 10000);
+    snprintf(req + n + 10000, sizeof req - (size_t)n - 10000,
+             "\r\nContent-Length: 4\r\n\r\nbody" NEXT);
+    int fd = roundtrip(req);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "body");
+    read_next(fd);
+    ck_assert_str_eq(th_body(rbuf), "smuggled");
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_protocol_request_sent_byte_by_byte_is_served)
+{
+    const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    int fd = connect_srv();
+    for (size_t i = 0; req[i]; i++)
+        ck_assert_int_eq(th_send(fd, req + i, 1), 0);
+    read_next(fd);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "hello");
+    close(fd);
 }
 END_TEST
 
@@ -438,7 +521,45 @@ START_TEST(test_protocol_connection_close_is_honoured)
 }
 END_TEST
 
+START_TEST(test_protocol_connection_close_stops_pipelined_requests)
+{
+    int fd = roundtrip("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" NEXT);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_int_eq(closes_silently(fd), 1);
+    ck_assert_int_eq(__atomic_load_n(&n_smuggled, __ATOMIC_SEQ_CST), 0);
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_protocol_short_declared_content_length_closes)
+{
+    /* The handler declared 10 bytes and wrote 3: the client must see the connection
+     * end rather than wait forever on a reused one. */
+    static char all[4096];
+    int closed = 0;
+    int fd = connect_srv();
+    ck_assert_int_eq(th_sends(fd, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, IO_MS, &closed), 0);
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(th_has_header(all, "Content-Length", "10"), 1);
+    ck_assert_str_eq(th_body(all), "abc");
+    close(fd);
+}
+END_TEST
+
 /* ---- 3. pipelining ----------------------------------------------------------------- */
+
+START_TEST(test_protocol_stray_crlf_after_body_is_tolerated)
+{
+    int fd = roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n"
+                       "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_str_eq(th_body(rbuf), "abc");
+    read_next(fd);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "GET /next");
+    close(fd);
+}
+END_TEST
 
 START_TEST(test_protocol_pipelined_requests_are_answered_in_order)
 {
@@ -557,6 +678,23 @@ START_TEST(test_protocol_expect_continue_unread_body_sends_no_100_and_closes)
 }
 END_TEST
 
+START_TEST(test_protocol_expect_continue_with_eager_body_keeps_framing)
+{
+    /* A client that does not wait sends head, body and the next request together; an
+     * interim 100, if any, comes before the final answer and the next request is
+     * still served. */
+    int fd = roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                       "Expect: 100-continue\r\n\r\nhello" NEXT);
+    if (th_status(rbuf) == 100)
+        read_next(fd);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "hello");
+    read_next(fd);
+    ck_assert_str_eq(th_body(rbuf), "smuggled");
+    close(fd);
+}
+END_TEST
+
 /* ---- 6. HEAD, bodiless statuses, 1xx ------------------------------------------------ */
 
 START_TEST(test_protocol_head_sends_no_body_but_get_length)
@@ -590,6 +728,29 @@ START_TEST(test_protocol_head_of_large_response_sends_no_body)
 }
 END_TEST
 
+START_TEST(test_protocol_head_then_pipelined_get_share_connection)
+{
+    /* HEAD's answer ends at its header: the next response follows at once. */
+    static char all[16384];
+    int closed = 0;
+    int fd = connect_srv();
+    ck_assert_int_eq(th_sends(fd, "HEAD /big?n=5000 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  "HEAD /big?n=100 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                     0);
+    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, IO_MS, &closed), 0);
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(th_status(all), 200);
+    const char *second = th_body(all);
+    ck_assert_int_eq(th_status(second), 200);
+    ck_assert_int_eq(th_has_header(second, "Content-Length", "100"), 1);
+    const char *third = th_body(second);
+    ck_assert_int_eq(th_status(third), 200);
+    ck_assert_str_eq(th_body(third), "GET /last");
+    close(fd);
+}
+END_TEST
+
 static void assert_bodiless(int code)
 {
     char req[160];
@@ -608,6 +769,16 @@ static void assert_bodiless(int code)
 START_TEST(test_protocol_204_has_no_body)
 {
     assert_bodiless(204);
+}
+END_TEST
+
+START_TEST(test_protocol_204_has_no_framing_headers)
+{
+    int fd = roundtrip("GET /status?c=204 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(rbuf), 204);
+    ck_assert_int_eq(th_has_header(rbuf, "Content-Length", NULL), 0);
+    ck_assert_int_eq(th_has_header(rbuf, "Transfer-Encoding", NULL), 0);
+    close(fd);
 }
 END_TEST
 
@@ -838,12 +1009,22 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_protocol_accepts_head_of_exactly_max_header_bytes);
     tcase_add_test(tc, test_protocol_rejects_head_one_byte_over_max_header_bytes_with_431);
     tcase_add_test(tc, test_protocol_rejects_huge_head_with_431);
+    tcase_add_test(tc, test_protocol_identical_content_lengths_are_one_length);
+    tcase_add_test(tc, test_protocol_request_sent_byte_by_byte_is_served);
+
+    tc = tcase(s, "big-heads", setup_big_heads);
+    tcase_add_test(tc, test_protocol_accepts_accumulated_head_of_exactly_max_header_bytes);
+    tcase_add_test(tc, test_protocol_rejects_accumulated_head_one_byte_over_with_431);
 
     tc = tcase(s, "keepalive", setup_default);
     tcase_add_test(tc, test_protocol_keepalive_serves_several_requests_on_one_connection);
     tcase_add_test(tc, test_protocol_http10_without_keepalive_closes);
     tcase_add_test(tc, test_protocol_http10_keepalive_is_kept);
     tcase_add_test(tc, test_protocol_connection_close_is_honoured);
+    tcase_add_test(tc, test_protocol_connection_close_stops_pipelined_requests);
+    tcase_add_test(tc, test_protocol_short_declared_content_length_closes);
+    tcase_add_test(tc, test_protocol_large_head_keeps_pipelined_body_and_request);
+    tcase_add_test(tc, test_protocol_stray_crlf_after_body_is_tolerated);
     tcase_add_test(tc, test_protocol_pipelined_requests_are_answered_in_order);
 
     tc = tcase(s, "chunked", setup_default);
@@ -856,11 +1037,14 @@ Suite *test_suite(void)
     tc = tcase(s, "continue", setup_default);
     tcase_add_test(tc, test_protocol_expect_continue_sends_100_before_body);
     tcase_add_test(tc, test_protocol_expect_continue_unread_body_sends_no_100_and_closes);
+    tcase_add_test(tc, test_protocol_expect_continue_with_eager_body_keeps_framing);
 
     tc = tcase(s, "bodiless", setup_default);
     tcase_add_test(tc, test_protocol_head_sends_no_body_but_get_length);
     tcase_add_test(tc, test_protocol_head_of_large_response_sends_no_body);
     tcase_add_test(tc, test_protocol_204_has_no_body);
+    tcase_add_test(tc, test_protocol_204_has_no_framing_headers);
+    tcase_add_test(tc, test_protocol_head_then_pipelined_get_share_connection);
     tcase_add_test(tc, test_protocol_304_has_no_body);
     tcase_add_test(tc, test_protocol_103_early_hints_precede_final_response);
 
