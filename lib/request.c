@@ -226,6 +226,13 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
             size_t k = 0;
             while (a + k < t + h.target_len && a[k] != '/' && a[k] != '?' && a[k] != '#')
                 k++;
+            /* userinfo "@" is not part of the host (RFC 3986 §3.2; Go: URL.Host). */
+            for (size_t j = k; j > 0; j--)
+                if (a[j - 1] == '@') {
+                    a += j;
+                    k -= j;
+                    break;
+                }
             if (k) {
                 r->host_off = (uint32_t)(a - head);
                 r->host_len = (uint32_t)k;
