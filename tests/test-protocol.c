@@ -971,6 +971,16 @@ START_TEST(test_protocol_absolute_form_authority_overrides_host_header)
 }
 END_TEST
 
+START_TEST(test_protocol_absolute_form_host_excludes_userinfo)
+{
+    /* The host is the authority's host[:port], without userinfo (Go: URL.Host). */
+    int fd = roundtrip("GET http://user:pw@example.com:81/host HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_str_eq(th_body(rbuf), "example.com:81");
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_protocol_options_asterisk_reaches_handler)
 {
     int fd = roundtrip("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -1062,6 +1072,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_protocol_date_header_is_rfc1123);
     tcase_add_test(tc, test_protocol_absolute_form_target_gives_host);
     tcase_add_test(tc, test_protocol_absolute_form_authority_overrides_host_header);
+    tcase_add_test(tc, test_protocol_absolute_form_host_excludes_userinfo);
     tcase_add_test(tc, test_protocol_options_asterisk_reaches_handler);
     tcase_add_test(tc, test_protocol_connect_authority_form_reaches_handler);
     return s;
