@@ -51,6 +51,7 @@ gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id)
     c->server = s;
     c->id = id;
     c->fdnum = fd;
+    c->state = -1; /* nothing reported yet: GH_STATE_NEW is 0, and must be reported */
     c->fd = gh_fd_new(fd);
     c->r = gh_obj_new(&gh__conn_reader_type);
     c->ctx = gh_ctx_new(NULL);

@@ -419,9 +419,14 @@ void gh__server_conn_idle(gh_conn_t *c)
     }
     leave_active(s, is_active_phase(get_phase(c)));
     set_phase(c, GH__PH_IDLE);
+    /* The poller sleeps until the earliest deadline it knew of; a first entry in a
+     * timer list is one it did not know, so wake it to recompute. */
+    int first = s->tl_head[GH__TL_IDLE] == NULL;
     tl_add(s, c, GH__TL_IDLE, gh_now() + s->tl_dur[GH__TL_IDLE]);
     pthread_mutex_unlock(&s->mu);
     epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+    if (first)
+        wake_poller(s);
 }
 
 void gh__server_conn_linger(gh_conn_t *c)
@@ -435,9 +440,12 @@ void gh__server_conn_linger(gh_conn_t *c)
     }
     leave_active(s, is_active_phase(get_phase(c)));
     set_phase(c, GH__PH_LINGER);
+    int first = s->tl_head[GH__TL_LINGER] == NULL; /* see gh__server_conn_idle */
     tl_add(s, c, GH__TL_LINGER, gh_now() + GH__LINGER_NS);
     pthread_mutex_unlock(&s->mu);
     epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+    if (first)
+        wake_poller(s);
 }
 
 void gh__server_watch(gh_conn_t *c, int on)
