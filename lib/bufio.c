@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -24,8 +25,8 @@ struct gh_reader_s {
     char *buf;        /* atomic; NULL while released */
     void *src;        /* GC object (or NULL) passed to fn */
     gh_read_fn fn;    /* code pointer: not traced */
-    size_t size;      /* capacity when allocated */
-    size_t r, w;      /* buf[r..w) is unread */
+    uint32_t size;    /* capacity when allocated */
+    uint32_t r, w;    /* buf[r..w) is unread */
     int err;          /* sticky error, or 0 */
     int eof;          /* the source reported end of stream */
 };
@@ -45,8 +46,8 @@ struct gh_writer_s {
     char *buf;
     void *dst;
     gh_write_fn fn;
-    size_t size;
-    size_t n; /* bytes buffered */
+    uint32_t size;
+    uint32_t n; /* bytes buffered */
     int err;
 };
 
@@ -62,6 +63,8 @@ static size_t pick_size(size_t size)
         size = GH_BUFIO_DEFAULT_SIZE;
     if (size < 16)
         size = 16;
+    if (size > (1u << 30))
+        size = 1u << 30; /* offsets are 32-bit */
     /* 4096 would cost two 4 KiB blocks with interior pointers on (see gc.h). */
     return gh_bytes_good_size(size);
 }
@@ -73,7 +76,7 @@ gh_reader_t *gh_reader_new(void *src, gh_read_fn fn, size_t size)
         return NULL;
     r->src = src;
     r->fn = fn;
-    r->size = pick_size(size);
+    r->size = (uint32_t)pick_size(size);
     return r;
 }
 
@@ -117,7 +120,7 @@ static ssize_t reader_fill_once(gh_reader_t *r)
         return GH_EBADF;
     ssize_t n = r->fn(r->src, r->buf + r->w, r->size - r->w);
     if (n > 0) {
-        r->w += (size_t)n;
+        r->w += (uint32_t)n;
         return n;
     }
     if (n == 0) {
@@ -141,7 +144,7 @@ ssize_t gh_reader_read(gh_reader_t *r, void *buf, size_t n)
         if (k > n)
             k = n;
         memcpy(buf, r->buf + r->r, k);
-        r->r += k;
+        r->r += (uint32_t)k;
         if (r->r == r->w)
             r->r = r->w = 0;
         return (ssize_t)k;
@@ -212,7 +215,7 @@ void gh_reader_consume(gh_reader_t *r, size_t n)
     size_t have = r->buf ? r->w - r->r : 0;
     if (n > have)
         n = have;
-    r->r += n;
+    r->r += (uint32_t)n;
     if (r->r == r->w)
         r->r = r->w = 0;
 }
@@ -232,7 +235,7 @@ ssize_t gh_reader_read_line(gh_reader_t *r, const char **line, size_t limit)
         if (nl) {
             size_t len = (size_t)(nl - (r->buf + r->r)) + 1;
             *line = r->buf + r->r;
-            r->r += len;
+            r->r += (uint32_t)len;
             if (r->r == r->w)
                 r->r = r->w = 0;
             /* The line stays valid: compaction only happens on the next fill. */
@@ -270,7 +273,7 @@ gh_writer_t *gh_writer_new(void *dst, gh_write_fn fn, size_t size)
         return NULL;
     w->dst = dst;
     w->fn = fn;
-    w->size = pick_size(size);
+    w->size = (uint32_t)pick_size(size);
     return w;
 }
 
@@ -326,7 +329,7 @@ ssize_t gh_writer_write(gh_writer_t *w, const void *buf, size_t n)
         size_t room = w->size - w->n;
         size_t k = left < room ? left : room;
         memcpy(w->buf + w->n, p, k);
-        w->n += k;
+        w->n += (uint32_t)k;
         p += k;
         left -= k;
         if (w->n == w->size) {
@@ -371,7 +374,7 @@ char *gh__writer_reserve(gh_writer_t *w, size_t n)
     return w->buf + w->n;
 }
 
-void gh__writer_commit(gh_writer_t *w, size_t n) { w->n += n; }
+void gh__writer_commit(gh_writer_t *w, size_t n) { w->n += (uint32_t)n; }
 
 /* Internal: put n bytes back in front of an EMPTY reader (a request head accumulated
  * outside the buffer read past its end). Returns 0, or GH_EINVAL if the reader is not
@@ -387,6 +390,6 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n)
         return rc;
     memcpy(r->buf, p, n);
     r->r = 0;
-    r->w = n;
+    r->w = (uint32_t)n;
     return 0;
 }

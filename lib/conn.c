@@ -104,7 +104,9 @@ ssize_t gh__conn_reader_read(void *self, void *buf, size_t n)
     if (!c)
         return GH_EBADF;
     ssize_t k = cr->nowait ? gh_fd_read_nowait(c->fd, buf, n) : gh_fd_read(c->fd, buf, n);
-    if (k < 0 && k != GH_EAGAIN && k != GH_ETIMEDOUT) {
+    /* End of stream counts too: while a request is being served the client closing
+     * its side means it is gone (Go: handleReadError sees io.EOF). */
+    if (k <= 0 && k != GH_EAGAIN && k != GH_ETIMEDOUT) {
         pthread_mutex_lock(&c->mu);
         gh_response_t *w = c->cur_req;
         pthread_mutex_unlock(&c->mu);

@@ -22,14 +22,22 @@
 #include "internal.h"
 
 /*
- * netconn: the hijacked raw connection.
- * Alloc:     per hijack (gh_obj_new). Kept by the caller, the returned reader's
- *            source and writer's sink. OS state: fd, closed by gh_netconn_close or the
- *            gh_fd finalizer backstop. Threads: one reader and one writer.
+ * netconn: the hijacked raw connection, and (stages reader and release) the source of
+ * the returned reader: Go PR #70756's connCloseNotify folded into the connection object.
+ * Alloc:     per hijack (gh_obj_new). Kept by the caller and by the returned reader's
+ *            source and writer's sink.
+ * OS state:  fd, closed by gh_netconn_close or the gh_fd finalizer backstop.
+ * Threads:   one reader and one writer.
+ * The weak link to the response is the point: it does not keep the response alive, so
+ * once the handler has returned and the server dropped the response, the collector
+ * clears it and reads are a pure proxy to the descriptor.
  */
 struct gh_netconn_s {
     gh_fd_t *fd;
-    const char *remote, *local; /* atomic strings shared with the (dead) conn */
+    const char *remote; /* atomic string shared with the (dead) conn */
+    char *local;        /* made on first gh_netconn_local_addr */
+    /* not traced */
+    gh_weak_t resp;     /* weak: the response, while it lives */
 };
 
 static const size_t nc_ptrs[] = {offsetof(struct gh_netconn_s, fd),
@@ -37,25 +45,6 @@ static const size_t nc_ptrs[] = {offsetof(struct gh_netconn_s, fd),
                                  offsetof(struct gh_netconn_s, local)};
 static const char *const nc_names[] = {"fd", "remote", "local"};
 gh_type_t gh__netconn_type = GH_TYPE_INIT_NAMED("netConn", struct gh_netconn_s, nc_ptrs, nc_names);
-
-/*
- * The close-notify reader (Go PR #70756's connCloseNotify): the source of a hijacked
- * bufr in stages reader and release.
- * Alloc:     per hijack. Kept by bufr->src.
- * The weak link is the point: it does not keep the response alive, so once the handler
- * has returned and the server dropped the response, the collector clears it and this
- * is a pure proxy to the descriptor.
- */
-typedef struct cn_reader {
-    gh_netconn_t *nc;
-    /* not traced */
-    gh_weak_t resp; /* weak: the response, while it lives */
-} cn_reader_t;
-
-static const size_t cnr_ptrs[] = {offsetof(struct cn_reader, nc)};
-static const char *const cnr_names[] = {"netConn"};
-gh_type_t gh__cn_reader_type =
-    GH_TYPE_INIT_NAMED("closeNotifyReader", struct cn_reader, cnr_ptrs, cnr_names);
 
 /* ---- netconn ------------------------------------------------------------------------ */
 
@@ -73,15 +62,23 @@ void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at)
 void gh_netconn_set_read_deadline(gh_netconn_t *c, gh_time_t at) { gh_fd_set_read_deadline(c->fd, at); }
 void gh_netconn_set_write_deadline(gh_netconn_t *c, gh_time_t at) { gh_fd_set_write_deadline(c->fd, at); }
 const char *gh_netconn_remote_addr(const gh_netconn_t *c) { return c->remote ? c->remote : ""; }
-const char *gh_netconn_local_addr(const gh_netconn_t *c) { return c->local ? c->local : ""; }
+const char *gh_netconn_local_addr(const gh_netconn_t *c)
+{
+    gh_netconn_t *m = (gh_netconn_t *)c;
+    if (!m->local && gh_fd_acquire(m->fd) == 0) {
+        m->local = gh__sockname(gh_fd_fileno(m->fd), 0);
+        gh_fd_release(m->fd);
+    }
+    return m->local ? m->local : "";
+}
 gh_fd_t *gh_netconn_fd(gh_netconn_t *c) { return c->fd; }
 ssize_t gh_netconn_read_fn(void *c, void *buf, size_t n) { return gh_netconn_read(c, buf, n); }
 ssize_t gh_netconn_write_fn(void *c, const void *buf, size_t n) { return gh_netconn_write(c, buf, n); }
 
 static ssize_t cn_reader_read(void *self, void *buf, size_t n)
 {
-    cn_reader_t *cr = self;
-    ssize_t k = gh_fd_read(cr->nc->fd, buf, n);
+    gh_netconn_t *cr = self;
+    ssize_t k = gh_fd_read(cr->fd, buf, n);
     if (k <= 0 && k != GH_ETIMEDOUT && k != GH_EAGAIN && !gh_weak_is_cleared(&cr->resp)) {
         /* While the handler runs, a failed read means the client is gone: tell the
          * handler (Go: connCloseNotify). gh_weak_get reads under the allocator lock;
@@ -223,7 +220,6 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
         return GH_ENOMEM;
     nc->fd = c->fd;
     nc->remote = c->remote;
-    nc->local = c->local;
 
     gh_reader_t *br = c->bufr;
     gh_writer_t *bw;
@@ -245,15 +241,11 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
         gh_writer_reset(bw, nc, gh_netconn_write_fn);
     }
     if (stage == GH_HIJACK_READER || stage == GH_HIJACK_RELEASE) {
-        cn_reader_t *cr = gh_obj_new(&gh__cn_reader_type);
-        if (!cr)
-            return GH_ENOMEM;
-        cr->nc = nc;
-        if (gh_weak_set(&cr->resp, w) < 0)
+        if (gh_weak_set(&nc->resp, w) < 0)
             return GH_ENOMEM;
         /* Buffered bytes (pipelined data, a body, a first WebSocket frame) stay in
          * the buffer and are read first. */
-        gh_reader_reset(br, cr, cn_reader_read);
+        gh_reader_reset(br, nc, cn_reader_read);
     }
     if (stage == GH_HIJACK_RELEASE) {
         /* An idle hijacked connection keeps no 4 KiB blocks (fasthttp#2363). */

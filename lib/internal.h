@@ -222,6 +222,8 @@ void gh__server_watch(gh_conn_t *c, int on);
 const gh_server_config_t *gh__server_config(const gh_server_t *s);
 int gh__server_stopping(gh_server_t *s);
 void gh__server_count_request(gh_server_t *s, int bad);
+/* "ip:port" of a socket's local (peer=0) or remote (peer=1) end, atomic; NULL on error. */
+char *gh__sockname(int fd, int peer);
 
 /* ---- conn.c ----------------------------------------------------------------------- */
 gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id);

@@ -579,12 +579,6 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
     char buf[80];
     format_addr(peer, buf, sizeof buf);
     c->remote = gh_strdup(buf);
-    struct sockaddr_storage ls;
-    socklen_t ll = sizeof ls;
-    if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0) {
-        format_addr(&ls, buf, sizeof buf);
-        c->local = gh_strdup(buf);
-    }
     pthread_mutex_lock(&s->mu);
     if (table_put(s, c) < 0) {
         pthread_mutex_unlock(&s->mu);
@@ -925,7 +919,28 @@ void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
 }
 
 const char *gh_conn_remote_addr(const gh_conn_t *c) { return c->remote ? c->remote : ""; }
-const char *gh_conn_local_addr(const gh_conn_t *c) { return c->local ? c->local : ""; }
+char *gh__sockname(int fd, int peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char buf[80];
+    if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
+        return NULL;
+    format_addr(&ss, buf, sizeof buf);
+    return gh_strdup(buf);
+}
+
+const char *gh_conn_local_addr(const gh_conn_t *c)
+{
+    /* Made on first use: most programs never ask, and it saves an allocation per
+     * connection. */
+    gh_conn_t *m = (gh_conn_t *)c;
+    if (!m->local && gh_fd_acquire(m->fd) == 0) {
+        m->local = gh__sockname(gh_fd_fileno(m->fd), 0);
+        gh_fd_release(m->fd);
+    }
+    return m->local ? m->local : "";
+}
 unsigned long gh_conn_id(const gh_conn_t *c) { return c->id; }
 
 const char *gh_conn_state_name(gh_conn_state_t st)
