@@ -261,6 +261,8 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
     gh_fd_set_read_deadline(c->fd, 0);
     gh_fd_set_write_deadline(c->fd, 0);
     gh__server_set_state(c, GH_STATE_HIJACKED);
+    if (gh__server_config(s)->track_hijacked)
+        gh__server_track_hijacked(s, nc);
     if (out)
         *out = nc;
     if (rw) {

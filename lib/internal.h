@@ -224,6 +224,8 @@ int gh__server_stopping(gh_server_t *s);
 void gh__server_count_request(gh_server_t *s, int bad);
 /* "ip:port" of a socket's local (peer=0) or remote (peer=1) end, atomic; NULL on error. */
 char *gh__sockname(int fd, int peer);
+/* Remember a hijacked connection weakly (config track_hijacked). */
+void gh__server_track_hijacked(gh_server_t *s, gh_netconn_t *nc);
 
 /* ---- conn.c ----------------------------------------------------------------------- */
 gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id);

@@ -286,8 +286,11 @@ static int response_wants_close(gh_response_t *w)
     }
     /* A large unread body will not be drained: say so up front (Go does the same). */
     gh__body_t *body = r->body;
-    if (body && !body->done &&
-        (body->chunked || (uint64_t)body->remaining > cfg->max_body_drain))
+    if (body && !body->done && !body->chunked && (uint64_t)body->remaining > cfg->max_body_drain)
+        return 1;
+    /* The client still waits for 100 Continue and will not send the body: the
+     * connection cannot be reused (Go: Connection: close). */
+    if (body && !body->done && r->expect_continue && !w->sent_continue)
         return 1;
     if (r->major == 2)
         return 1; /* an un-hijacked PRI preface */

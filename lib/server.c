@@ -48,6 +48,7 @@ struct gh_server_s {
     gh_conn_t **conns;   /* traced: conns[fd] */
     gh_conn_t **queue;   /* traced ring of connections waiting for a worker */
     gh_conn_t *tl_head[GH__TL_COUNT], *tl_tail[GH__TL_COUNT];
+    gh_weak_t *hj;          /* atomic array of weak links to hijacked netconns */
     gh_server_config_t cfg; /* handler_data and conn_state_data are traced */
     /* not traced */
     pthread_mutex_t mu;
@@ -60,6 +61,7 @@ struct gh_server_s {
     int n_listeners;
     int epfd, wakefd;
     size_t conns_cap;
+    size_t hj_n, hj_cap;
     size_t q_head, q_len, q_cap;
     int n_workers, n_idle_workers, max_workers;
     int started, stopping, closed, poller_running;
@@ -83,6 +85,7 @@ static const size_t server_ptrs[] = {
     offsetof(struct gh_server_s, tl_tail) + 1 * sizeof(void *),
     offsetof(struct gh_server_s, tl_tail) + 2 * sizeof(void *),
     offsetof(struct gh_server_s, tl_tail) + 3 * sizeof(void *),
+    offsetof(struct gh_server_s, hj),
     offsetof(struct gh_server_s, cfg.handler_data),
     offsetof(struct gh_server_s, cfg.conn_state_data),
 };
@@ -950,3 +953,74 @@ const char *gh_conn_state_name(gh_conn_state_t st)
 }
 
 int gh__server_stopping(gh_server_t *s) { return __atomic_load_n(&s->stopping, __ATOMIC_RELAXED); }
+
+/* ---- hijacked-connection registry (golang/go#17721) ---------------------------------- */
+
+void gh__server_track_hijacked(gh_server_t *s, gh_netconn_t *nc)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->hj_n == s->hj_cap) {
+        /* Keep the live entries only, in a larger array when needed. Each move
+         * re-registers the link on the new slot. */
+        size_t live = 0;
+        for (size_t i = 0; i < s->hj_n; i++)
+            live += !gh_weak_is_cleared(&s->hj[i]);
+        size_t cap = s->hj_cap ? s->hj_cap : 16;
+        while (cap < 2 * (live + 1))
+            cap *= 2;
+        gh_weak_t *n = gh_bytes_new(cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
+        memset(n, 0, cap * sizeof *n);
+        size_t j = 0;
+        for (size_t i = 0; i < s->hj_n; i++) {
+            void *p = gh_weak_get(&s->hj[i]);
+            gh_weak_clear(&s->hj[i]);
+            if (p && gh_weak_set(&n[j], p) == 0)
+                j++;
+        }
+        s->hj = n;
+        s->hj_n = j;
+        s->hj_cap = cap;
+    }
+    if (gh_weak_set(&s->hj[s->hj_n], nc) == 0)
+        s->hj_n++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Strong references to the live, open tracked connections, in a scanned array. */
+static gh_netconn_t **hijacked_snapshot(gh_server_t *s, size_t *n)
+{
+    pthread_mutex_lock(&s->mu);
+    gh_netconn_t **v = s->hj_n ? gh__ptrs_new(s->hj_n) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; v && i < s->hj_n; i++) {
+        gh_netconn_t *nc = gh_weak_get(&s->hj[i]);
+        if (nc && !gh_fd_is_closed(gh_netconn_fd(nc)))
+            v[k++] = nc;
+    }
+    pthread_mutex_unlock(&s->mu);
+    *n = k;
+    return v;
+}
+
+int gh_server_hijacked_foreach(gh_server_t *s, void (*fn)(gh_netconn_t *c, void *data), void *data)
+{
+    size_t n;
+    gh_netconn_t **v = hijacked_snapshot(s, &n);
+    for (size_t i = 0; i < n; i++)
+        fn(v[i], data);
+    return (int)n;
+}
+
+int gh_server_close_hijacked(gh_server_t *s)
+{
+    size_t n;
+    int closed = 0;
+    gh_netconn_t **v = hijacked_snapshot(s, &n);
+    for (size_t i = 0; i < n; i++)
+        closed += gh_netconn_close(v[i]) == 0;
+    return closed;
+}

@@ -40,7 +40,7 @@ GH_BEGIN_DECLS
  *            finalizer backstop if the netconn is dropped open.
  * Threads:   one reader and one writer may run concurrently.
  */
-typedef struct gh_netconn_s gh_netconn_t;
+/* gh_netconn_t is declared in response.h. */
 
 /** The buffered pair returned with a hijacked connection (Go's *bufio.ReadWriter),
  * filled in caller-provided storage. */

@@ -27,7 +27,8 @@ GH_EXTERN const char *gh_request_proto(const gh_request_t *r);
 /** Protocol version numbers (1 and 0 or 1; 2 and 0 for the "PRI * HTTP/2.0" preface). */
 GH_EXTERN int gh_request_proto_major(const gh_request_t *r);
 GH_EXTERN int gh_request_proto_minor(const gh_request_t *r);
-/** The host: the Host header, or the authority of an absolute-form target ("" if none). */
+/** The host: the authority of an absolute-form target (without userinfo; the Host
+ * header is then ignored, RFC 9112 §3.2.2), else the Host header ("" if none). */
 GH_EXTERN const char *gh_request_host(const gh_request_t *r);
 /** The peer's address "ip:port". */
 GH_EXTERN const char *gh_request_remote_addr(const gh_request_t *r);

@@ -22,6 +22,8 @@
 GH_BEGIN_DECLS
 
 typedef struct gh_response_s gh_response_t;
+/** A hijacked raw connection (see gchttp/hijack.h). */
+typedef struct gh_netconn_s gh_netconn_t;
 
 /** Set header name to value, replacing earlier values (name case-insensitive).
  * Copies both. After the header was written: GH_EBUSY.

@@ -84,6 +84,10 @@ typedef struct gh_server_config_s {
     int max_workers;             /*< worker pool limit; default 64 */
     int disable_keepalive;       /*< answer every request with Connection: close */
     gh_hijack_stage_t hijack_stage;
+    /** Remember hijacked connections through weak references, for
+     * gh_server_hijacked_foreach / gh_server_close_hijacked (golang/go#17721). The
+     * registry never keeps a connection alive. Off by default. */
+    int track_hijacked;
     gh_conn_state_fn conn_state; /*< optional; runs on the poller or a worker thread */
     void *conn_state_data;       /*< kept alive by the server */
 } gh_server_config_t;
@@ -116,6 +120,18 @@ GH_EXTERN int gh_server_shutdown(gh_server_t *s, gh_time_t timeout);
 /** Immediate close of listeners and every connection; joins the server's threads.
  * Handlers still running see their writes fail. Idempotent. */
 GH_EXTERN int gh_server_close(gh_server_t *s);
+
+/**
+ * With track_hijacked on: call fn(c, data) for every hijacked connection that the
+ * program still holds and has not closed, on the calling thread. The registry holds
+ * weak references only: a connection the program dropped is collected as usual and
+ * is simply not visited. @return the number of connections visited.
+ */
+GH_EXTERN int gh_server_hijacked_foreach(gh_server_t *s, void (*fn)(gh_netconn_t *c, void *data),
+                                         void *data);
+/** Close every tracked hijacked connection still open (e.g. after gh_server_shutdown,
+ * which like Go's leaves hijacked connections alone). @return how many were closed. */
+GH_EXTERN int gh_server_close_hijacked(gh_server_t *s);
 
 /** Live figures, for tests and monitoring. */
 typedef struct gh_server_stats_s {
