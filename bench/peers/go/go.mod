@@ -1,0 +1,3 @@
+module gchttpbench
+
+go 1.19
