@@ -20,7 +20,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *upload_data, size_t *upload_size, void **ptr)
 {
     (void)cls; (void)url; (void)method; (void)version; (void)upload_data;
-    (void)upload_size; (void)ptr;
+    static int first;
+    /* The first call sees only the head: answering then would make libmicrohttpd add
+     * "Connection: close" (the body is not read yet). Answer on the second call. */
+    if (*ptr != &first) {
+        *ptr = &first;
+        return MHD_YES;
+    }
+    *upload_size = 0;
     return MHD_queue_response(c, MHD_HTTP_OK, resp);
 }
 
