@@ -11,23 +11,42 @@
 
 #include "internal.h"
 
-static const size_t body_ptrs[] = {offsetof(struct gh__body, bufr), offsetof(struct gh__body, req),
-                                   offsetof(struct gh__body, resp)};
-static const char *const body_names[] = {"bufr", "req", "resp"};
+static const size_t body_ptrs[] = {offsetof(struct gh__body, bufr), offsetof(struct gh__body, conn),
+                                   offsetof(struct gh__body, req), offsetof(struct gh__body, resp)};
+static const char *const body_names[] = {"bufr", "conn", "req", "resp"};
 gh_type_t gh__body_type = GH_TYPE_INIT_NAMED("body", struct gh__body, body_ptrs, body_names);
 
-gh__body_t *gh__body_new(gh_request_t *r, gh_reader_t *bufr)
+gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c)
 {
     gh__body_t *b = gh_obj_new(&gh__body_type);
     if (!b)
         return NULL;
-    b->bufr = bufr;
+    b->bufr = c->bufr;
+    b->conn = c;
     b->req = r;
     b->chunked = r->chunked;
     b->remaining = r->chunked ? 0 : r->content_length;
     if (b->chunked)
         gh__chunked_init(&b->ch);
     return b;
+}
+
+/* The body was read to its end while the handler runs. Bytes that were waiting when
+ * the poller last looked (this body) made it stop watching, as Go's background read
+ * stops at pipelined data; Go starts that read again at the body's end, and so do we:
+ * a client that has already gone is then seen at once. */
+static void body_finished(gh__body_t *b)
+{
+    gh_conn_t *c = b->conn;
+    b->done = 1;
+    if (!c || b->closed)
+        return;
+    pthread_mutex_lock(&c->mu);
+    gh_response_t *w = c->cur_req;
+    int rearm = w && !w->handler_done && !w->hijacked && !c->peer_gone && !c->watching;
+    pthread_mutex_unlock(&c->mu);
+    if (rearm)
+        gh__server_watch(c, 1);
 }
 
 static int fail(gh__body_t *b, int err)
@@ -68,7 +87,7 @@ static int read_trailers(gh__body_t *b)
             r->tblock = block;
             r->tfields = f;
             r->n_tfields = nf;
-            b->done = 1;
+            body_finished(b);
             return 0;
         }
         if (rc != GH_EAGAIN)
@@ -160,7 +179,7 @@ ssize_t gh_request_read(gh_request_t *r, void *buf, size_t n)
     b->remaining -= k;
     b->total += (size_t)k;
     if (b->remaining == 0)
-        b->done = 1;
+        body_finished(b);
     return k;
 }
 

@@ -159,6 +159,7 @@ struct gh_request_s {
  */
 struct gh__body {
     gh_reader_t *bufr;          /* the connection's reader */
+    gh_conn_t *conn;            /* to watch for disconnects again at the body's end */
     gh_request_t *req;          /* for trailers (Go: body.hdr) */
     gh_response_t *resp;        /* for 100-continue (Go: expectContinueReader.resp) */
     /* not traced */
@@ -252,7 +253,7 @@ void gh__request_cancel(gh_request_t *r, int reason);
 
 
 /* ---- body.c ----------------------------------------------------------------------- */
-gh__body_t *gh__body_new(gh_request_t *r, gh_reader_t *bufr);
+gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c);
 /* After the handler: read and drop what is left of the body, up to max bytes.
  * Returns 0 if the body was consumed (connection reusable), <0 otherwise. */
 int gh__body_drain(gh__body_t *b, size_t max);

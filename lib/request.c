@@ -259,7 +259,7 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
         r->host_copy = hc;
     }
     if (r->chunked || r->content_length > 0) {
-        r->body = gh__body_new(r, c->bufr);
+        r->body = gh__body_new(r, c);
         if (!r->body)
             return NULL;
     }

@@ -646,8 +646,14 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
             return;
         /* Bytes waiting are a pipelined request or an unread body, never "gone"
          * (golang/go#23921); stop watching, as Go's background read does. */
-        if (!(ev & (EPOLLERR | EPOLLHUP)) && pending_bytes(c->fdnum) > 0)
+        if (!(ev & (EPOLLERR | EPOLLHUP)) && pending_bytes(c->fdnum) > 0) {
+            /* The one-shot watch is spent; the body reader re-arms it at the body's
+             * end (lib/body.c). */
+            pthread_mutex_lock(&c->mu);
+            c->watching = 0;
+            pthread_mutex_unlock(&c->mu);
             return;
+        }
         gh__conn_peer_gone(c);
         return;
     }

@@ -763,11 +763,10 @@ START_TEST(test_close_notify_fires_when_client_left_before_body_read)
     ck_assert(ev_wait(EV_DONE, 1));
     ck_assert_int_eq(res.k, 65536);
     ck_assert_int_eq(res.k1, 0);
-    /* BUG: the poller saw the FIN while body bytes were still pending, took them for a
-     * pipelined request and stopped watching for the rest of the request; nothing
-     * re-arms the watch when the body reaches its end, so close-notify never fires and
-     * the request context is never cancelled (res.rc == 0 after the bounded wait).
-     * ck_assert_int_eq(res.rc, GH_ECONNRESET); */
+    /* The poller saw the FIN while body bytes were pending and stopped watching; the
+     * body reader re-arms the watch at the body's end (as Go restarts its background
+     * read), so the departure is seen then. */
+    ck_assert_int_eq(res.rc, GH_ECONNRESET);
     close(fd);
 }
 END_TEST
@@ -1115,7 +1114,7 @@ START_TEST(test_hijack_collection)
      * for (int k = 0; k < P_KINDS; k++)
      *     ck_assert_int_ge(n[k], NCONN - 1); */
     for (int k = 0; k < P_KINDS; k++)
-        ck_assert_int_ge(n[k], NCONN * 4 / 5);
+        ck_assert_int_ge(n[k], getenv("GH_STRICT") ? NCONN - 1 : NCONN * 4 / 5);
 
     /* What the user kept still works, both ways. */
     for (int i = 0; i < NCONN; i++) {
