@@ -288,6 +288,10 @@ static int response_wants_close(gh_response_t *w)
     gh__body_t *body = r->body;
     if (body && !body->done && !body->chunked && (uint64_t)body->remaining > cfg->max_body_drain)
         return 1;
+    /* A body that failed to read (bad framing, short body, timeout) leaves the stream
+     * position unknown: the connection ends with this response. */
+    if (body && body->err)
+        return 1;
     /* The client still waits for 100 Continue and will not send the body: the
      * connection cannot be reused (Go: Connection: close). */
     if (body && !body->done && r->expect_continue && !w->sent_continue)
