@@ -16,6 +16,7 @@
  * package until a run lasts -benchtime.
  *
  *   bench-server [-count K] [-benchtime SECONDS] [-bench SUBSTRING] [-retention PATH|none]
+ *                [-types]   (-types: which object types an op allocates, on stderr)
  *   bench-server -serve HOST:PORT   hello on every path, /hijack hijacks and closes
  *                                   (for bench/peers/run); serves until SIGINT/SIGTERM
  */
@@ -36,6 +37,51 @@ static double benchtime = 1.0;
 static int count = 3;
 static const char *filter = "";
 static char cpu_name[256] = "unknown";
+static int show_types; /* -types: per-type allocations of the last run, on stderr */
+
+/* Per-type snapshot (gh_type_foreach), to say which objects a benchmark op allocates. */
+#define MAX_TYPES 64
+typedef struct type_snap {
+    int n;
+    const char *name[MAX_TYPES];
+    unsigned long allocated[MAX_TYPES], bytes[MAX_TYPES];
+} type_snap_t;
+
+static void snap_one(gh_type_t *t, void *data)
+{
+    type_snap_t *ts = data;
+    if (ts->n == MAX_TYPES)
+        return;
+    gh_type_stats_t st;
+    gh_type_stats(t, &st);
+    ts->name[ts->n] = st.name;
+    ts->allocated[ts->n] = st.allocated;
+    ts->bytes[ts->n++] = st.bytes;
+}
+
+static void print_types(const char *bench, const type_snap_t *a, const type_snap_t *b,
+                        const gh_alloc_stats_t *a0, const gh_alloc_stats_t *a1, long n)
+{
+    unsigned long objs = 0, bytes = 0;
+    fprintf(stderr, "%s: allocations per op by type\n", bench);
+    for (int i = 0; i < b->n; i++) {
+        unsigned long ca = b->allocated[i], cb = b->bytes[i];
+        for (int j = 0; j < a->n; j++)
+            if (a->name[j] == b->name[i]) {
+                ca -= a->allocated[j];
+                cb -= a->bytes[j];
+            }
+        if (ca) {
+            fprintf(stderr, "  %-24s %6.2f objects %8.1f B\n", b->name[i], (double)ca / n,
+                    (double)cb / n);
+            objs += ca;
+            bytes += cb;
+        }
+    }
+    fprintf(stderr, "  %-24s %6.2f objects %8.1f B\n", "(bytes/ptrs/strings)",
+            (double)(a1->objects - a0->objects - objs) / n,
+            (double)(a1->bytes - a0->bytes - bytes) / n);
+}
 
 /* ---- handlers ------------------------------------------------------------------------ */
 
@@ -197,9 +243,12 @@ static int run_hijack(bench_t *b, gh_server_t *s, int port, long n)
     }
     /* Every handler has returned before the counters are read. */
     int64_t end = hc_now() + 10LL * 1000000000;
-    while (__atomic_load_n(&handled, __ATOMIC_SEQ_CST) - h0 < (unsigned long)n)
+    while (__atomic_load_n(&handled, __ATOMIC_SEQ_CST) - h0 < (unsigned long)n) {
         if (hc_now() > end)
             return -1;
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL); /* bounded poll for a condition */
+    }
     return wait_quiet(s);
 }
 
@@ -227,9 +276,31 @@ static int run_close_notify(bench_t *b, gh_server_t *s, int port, long n)
     return wait_quiet(s);
 }
 
+/* -bench: a substring of the name; "^X" a prefix, "X$" the whole name (as in Go). */
+static int selected(const char *name)
+{
+    char pat[256];
+    const char *f = filter;
+    int anchor_start = *f == '^';
+    if (anchor_start)
+        f++;
+    snprintf(pat, sizeof pat, "%s", f);
+    size_t n = strlen(pat);
+    int anchor_end = n && pat[n - 1] == '$';
+    if (anchor_end)
+        pat[--n] = 0;
+    if (anchor_start && anchor_end)
+        return !strcmp(name, pat);
+    if (anchor_start)
+        return !strncmp(name, pat, n);
+    if (anchor_end)
+        return strlen(name) >= n && !strcmp(name + strlen(name) - n, pat);
+    return strstr(name, pat) != NULL;
+}
+
 static void run_bench(bench_t *b)
 {
-    if (!strstr(b->name, filter))
+    if (!selected(b->name))
         return;
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
@@ -251,7 +322,10 @@ static void run_bench(bench_t *b)
         long n = 1, last = 0;
         int64_t ns = 0;
         gh_alloc_stats_t a0, a1;
+        static type_snap_t ts0, ts1;
         for (;;) {
+            ts0.n = 0;
+            gh_type_foreach(snap_one, &ts0);
             gh_alloc_stats(&a0);
             int64_t t0 = hc_now();
             if (b->run(b, s, port, n) < 0) {
@@ -260,6 +334,8 @@ static void run_bench(bench_t *b)
             }
             ns = hc_now() - t0;
             gh_alloc_stats(&a1);
+            ts1.n = 0;
+            gh_type_foreach(snap_one, &ts1);
             double goal = benchtime * 1e9;
             if (ns >= goal || n >= b->max_n)
                 break;
@@ -278,6 +354,8 @@ static void run_bench(bench_t *b)
                (double)ns / n, (double)(a1.bytes - a0.bytes) / n,
                (double)(a1.objects - a0.objects) / n);
         fflush(stdout);
+        if (show_types && k == count - 1)
+            print_types(b->name, &ts0, &ts1, &a0, &a1, n);
     }
     if (b->fd >= 0)
         close(b->fd);
@@ -287,8 +365,8 @@ static void run_bench(bench_t *b)
 /* The retention study's per-stage lines, from examples/retention. */
 static int run_retention(const char *path)
 {
-    if (!strstr("BenchmarkServerHijack/stage= BenchmarkServerHijackMemoryUsage/stage=", filter) &&
-        !strstr(filter, "stage"))
+    if (*filter && !selected("BenchmarkServerHijack/stage=") &&
+        !selected("BenchmarkServerHijackMemoryUsage/stage=") && !strstr(filter, "stage"))
         return 0;
     char cmd[PATH_MAX + 64];
     snprintf(cmd, sizeof cmd, "'%s' --count %d", path, count);
@@ -299,7 +377,9 @@ static int run_retention(const char *path)
     }
     char line[512];
     while (fgets(line, sizeof line, p)) {
-        if (!strncmp(line, "Benchmark", 9) && strstr(line, filter)) {
+        char name[256];
+        if (!strncmp(line, "Benchmark", 9) && sscanf(line, "%255s", name) == 1 &&
+            (*strrchr(name, '-') = 0, selected(name))) {
             fputs(line, stdout);
             fflush(stdout);
         } else if (strncmp(line, "go", 2) && strncmp(line, "pkg:", 4)) {
@@ -352,6 +432,8 @@ int main(int argc, char **argv)
             benchtime = strtod(argv[++i], NULL);
         else if (!strcmp(a, "bench") && i + 1 < argc)
             filter = argv[++i];
+        else if (!strcmp(a, "types"))
+            show_types = 1;
         else if (!strcmp(a, "serve") && i + 1 < argc) {
             gh_gc_init();
             return serve(argv[i + 1]);
@@ -359,7 +441,7 @@ int main(int argc, char **argv)
             snprintf(retention, sizeof retention, "%s", argv[++i]);
         else {
             fprintf(stderr, "usage: bench-server [-count K] [-benchtime SECONDS] "
-                            "[-bench SUBSTRING] [-retention PATH|none]\n"
+                            "[-bench SUBSTRING] [-retention PATH|none] [-types]\n"
                             "       bench-server -serve HOST:PORT\n");
             return 2;
         }
