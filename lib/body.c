@@ -84,9 +84,8 @@ static int read_trailers(gh__body_t *b)
             }
             gh_reader_consume(br, (size_t)rc);
             gh_request_t *r = b->req;
+            r->n_tfields = (uint32_t)nf;
             r->tblock = block;
-            r->tfields = f;
-            r->n_tfields = nf;
             body_finished(b);
             return 0;
         }

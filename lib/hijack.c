@@ -97,8 +97,11 @@ static ssize_t cn_reader_read(void *self, void *buf, size_t n)
 gh_ctx_t *gh__close_notify_make(gh_response_t *w)
 {
     gh_conn_t *c = w->conn;
+    gh__resp_extra_t *x = gh__resp_extra(w);
+    if (!x)
+        return NULL;
     pthread_mutex_lock(&c->mu);
-    gh_ctx_t *cn = w->cn;
+    gh_ctx_t *cn = x->cn;
     int gone = c->peer_gone;
     pthread_mutex_unlock(&c->mu);
     if (cn)
@@ -107,12 +110,12 @@ gh_ctx_t *gh__close_notify_make(gh_response_t *w)
     if (!cn)
         return NULL;
     pthread_mutex_lock(&c->mu);
-    if (w->cn) {
-        gh_ctx_t *other = w->cn;
+    if (x->cn) {
+        gh_ctx_t *other = x->cn;
         pthread_mutex_unlock(&c->mu);
         return other;
     }
-    w->cn = cn;
+    x->cn = cn;
     gone = gone || c->peer_gone;
     pthread_mutex_unlock(&c->mu);
     /* A disconnect seen before anyone asked still counts: the pipelined check was made
@@ -139,7 +142,7 @@ void gh__close_notify_fire(gh_response_t *w)
 {
     gh_conn_t *c = w->conn;
     pthread_mutex_lock(&c->mu);
-    gh_ctx_t *cn = w->cn;
+    gh_ctx_t *cn = w->x ? w->x->cn : NULL;
     pthread_mutex_unlock(&c->mu);
     if (cn)
         gh_ctx_cancel(cn, GH_ECONNRESET); /* once: later cancels are no-ops */
@@ -149,8 +152,9 @@ void gh__close_notify_done(gh_response_t *w)
 {
     gh_conn_t *c = w->conn;
     pthread_mutex_lock(&c->mu);
-    gh_fd_t *efd = w->cn_fd;
-    w->cn_fd = NULL;
+    gh_fd_t *efd = w->x ? w->x->cn_fd : NULL;
+    if (efd)
+        w->x->cn_fd = NULL;
     pthread_mutex_unlock(&c->mu);
     if (efd)
         gh_fd_close(efd);
@@ -171,8 +175,9 @@ int gh_response_close_notify_fd(gh_response_t *w)
     if (!cn)
         return GH_ENOMEM;
     gh_conn_t *c = w->conn;
+    gh__resp_extra_t *x = w->x; /* made by gh__close_notify_make above */
     pthread_mutex_lock(&c->mu);
-    gh_fd_t *efd = w->cn_fd;
+    gh_fd_t *efd = x->cn_fd;
     pthread_mutex_unlock(&c->mu);
     if (efd)
         return gh_fd_fileno(efd);
@@ -185,7 +190,7 @@ int gh_response_close_notify_fd(gh_response_t *w)
         return GH_ENOMEM;
     }
     pthread_mutex_lock(&c->mu);
-    w->cn_fd = efd;
+    x->cn_fd = efd;
     pthread_mutex_unlock(&c->mu);
     long id = gh_ctx_on_cancel(cn, cn_signal_fd, efd);
     if (id < 0)

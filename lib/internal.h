@@ -124,32 +124,36 @@ struct gh_conn_s {
 /*
  * request: see gchttp/request.h.
  * Alloc:     gh_obj_new per request; `block` is one atomic allocation holding the field
- *            table followed by a NUL-separated copy of the head.
+ *            table followed by a NUL-separated copy of the head. Laid out to stay within
+ *            a 128-byte GC object (the keep-alive budget in bench/).
  * Kept by:   response->req, the handler's stack.
  */
 struct gh_request_s {
-    char *block;            /* atomic: fields[] then head bytes */
-    gh__hfield_t *fields;   /* == block */
-    char *head;             /* inside block */
+    char *block;            /* atomic: fields[n_fields] then head bytes */
     gh_ctx_t *ctx;          /* lazily created child of parent_ctx */
     gh_ctx_t *parent_ctx;   /* the connection's context */
     gh__body_t *body;       /* NULL: no body */
     const char *remote;     /* the connection's address string */
     char *tblock;           /* trailers: fields then bytes (atomic) */
-    gh__hfield_t *tfields;
     char *host_copy;        /* authority of an absolute-form target (atomic) */
     /* not traced */
-    size_t n_fields, n_tfields;
-    uint32_t method_off, target_off, proto_off;
+    uint32_t n_fields, n_tfields;
+    uint32_t target_off, proto_off;
     uint32_t host_off, host_len; /* host value (in head) */
-    int major, minor;
     int64_t content_length; /* -1 chunked */
-    int chunked;
-    int expect_continue;
-    int want_close;         /* Connection: close (1.1) / no keep-alive (1.0) */
     int cancel_reason;      /* atomic; set before ctx exists too */
-    int is_head;
+    uint8_t method_off;     /* after at most 16 skipped CRLFs */
+    uint8_t major, minor;
+    uint8_t chunked;
+    uint8_t expect_continue;
+    uint8_t want_close;     /* Connection: close (1.1) / no keep-alive (1.0) */
+    uint8_t is_head;
 };
+
+#define GH__REQ_FIELDS(r) ((gh__hfield_t *)(void *)(r)->block)
+#define GH__REQ_HEAD(r) ((r)->block + (size_t)(r)->n_fields * sizeof(gh__hfield_t))
+#define GH__REQ_TFIELDS(r) ((gh__hfield_t *)(void *)(r)->tblock)
+#define GH__REQ_TTEXT(r) ((r)->tblock + (size_t)(r)->n_tfields * sizeof(gh__hfield_t))
 
 /*
  * body: the request body reader (Go's transfer.go `body`).
@@ -172,13 +176,27 @@ struct gh__body {
     size_t total;               /* decoded bytes read */
 };
 
-#define GH__INLINE_HDR 160
+#define GH__INLINE_HDR 144
 #define GH__PREBUF_SIZE 2047 /* gh_bytes_good_size(2048) */
+
+/*
+ * What few responses use, made on demand so that the response itself stays small:
+ * trailers and close-notify.
+ * Alloc:     gh_obj_new, by the handler's thread (or eagerly in stages before/writer).
+ * Kept by:   response->x. The poller reads it under conn->mu.
+ */
+typedef struct gh__resp_extra {
+    char *trailers;            /* atomic "Name: value\r\n"* */
+    gh_ctx_t *cn;              /* close-notify */
+    gh_fd_t *cn_fd;            /* its eventfd, if asked for */
+    /* not traced */
+    uint32_t trailers_len, trailers_cap;
+} gh__resp_extra_t;
 
 /*
  * response: see gchttp/response.h.
  * Alloc:     gh_obj_new per request; headers live inline up to GH__INLINE_HDR bytes,
- *            then in an atomic block.
+ *            then in an atomic block. Laid out to stay within a 256-byte GC object.
  * Kept by:   conn->cur_req, the handler.
  */
 struct gh_response_s {
@@ -186,27 +204,28 @@ struct gh_response_s {
     gh_request_t *req;
     gh__body_t *req_body;
     char *hdr_ext;             /* atomic; header lines when they outgrow inline_hdr */
-    char *trailers;            /* atomic "Name: value\r\n"* */
-    gh_ctx_t *cn;              /* close-notify, created lazily (eagerly in early stages) */
-    gh_fd_t *cn_fd;            /* its eventfd, if asked for */
+    gh__resp_extra_t *x;       /* trailers, close-notify; NULL until needed */
     /* not traced */
-    size_t hdr_len, hdr_cap, trailers_len, trailers_cap;
-    size_t pre_len;            /* bytes in conn->prebuf */
     int64_t declared_len;      /* Content-Length set by the handler, -1 none */
     int64_t written;           /* body bytes accepted from the handler */
+    uint32_t hdr_len, hdr_cap;
+    uint32_t pre_len;          /* bytes in conn->prebuf */
     int status;
-    int wrote_header;          /* a final status was chosen */
-    int committed;             /* header bytes are in bufw */
-    int chunking;
-    int close_after;
-    int handler_done;
-    int hijacked;
-    int body_allowed;
-    int sent_continue;
-    int can_continue;
     int err;
+    uint8_t wrote_header;      /* a final status was chosen */
+    uint8_t committed;         /* header bytes are in bufw */
+    uint8_t chunking;
+    uint8_t close_after;
+    uint8_t handler_done;
+    uint8_t hijacked;
+    uint8_t body_allowed;
+    uint8_t sent_continue;
+    uint8_t can_continue;
     char inline_hdr[GH__INLINE_HDR];
 };
+
+/* The response's extra part, made on first use. NULL when out of memory. */
+gh__resp_extra_t *gh__resp_extra(gh_response_t *w);
 
 /* ---- server.c --------------------------------------------------------------------- */
 void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);

@@ -26,14 +26,13 @@
 #include "internal.h"
 
 static const size_t req_ptrs[] = {
-    offsetof(struct gh_request_s, block),      offsetof(struct gh_request_s, fields),
-    offsetof(struct gh_request_s, head),       offsetof(struct gh_request_s, ctx),
+    offsetof(struct gh_request_s, block),  offsetof(struct gh_request_s, ctx),
     offsetof(struct gh_request_s, parent_ctx), offsetof(struct gh_request_s, body),
-    offsetof(struct gh_request_s, remote),     offsetof(struct gh_request_s, tblock),
-    offsetof(struct gh_request_s, tfields),    offsetof(struct gh_request_s, host_copy),
+    offsetof(struct gh_request_s, remote), offsetof(struct gh_request_s, tblock),
+    offsetof(struct gh_request_s, host_copy),
 };
-static const char *const req_names[] = {"block",  "fields", "head",   "ctx",    "parentCtx",
-                                        "Body",   "remote", "tblock", "tfields", "hostCopy"};
+static const char *const req_names[] = {"header", "ctx",      "parentCtx", "Body",
+                                        "remote", "trailers", "hostCopy"};
 gh_type_t gh__request_type = GH_TYPE_INIT_NAMED("Request", struct gh_request_s, req_ptrs, req_names);
 
 /* Parse a Content-Length value that may be a list of identical values.
@@ -114,27 +113,31 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
     if (!r || !block)
         return NULL;
     r->block = block;
-    r->fields = (gh__hfield_t *)(void *)block;
-    r->head = block + fsz;
-    memcpy(r->head, p, len);
-    r->head[len] = 0;
+    r->n_fields = (uint32_t)nf;
+    gh__hfield_t *fields = GH__REQ_FIELDS(r);
+    char *hm = GH__REQ_HEAD(r);
+    memcpy(hm, p, len);
+    hm[len] = 0;
     gh__reqhead_t h;
     int st = 0;
-    int rc = gh__parse_request_head(r->head, len, len, &h, r->fields, nf, &st);
+    int rc = gh__parse_request_head(hm, len, len, &h, fields, nf, &st);
     if (rc <= 0 || h.n_fields != nf) {
         *status = st ? st : 400;
         return NULL;
     }
-    r->n_fields = nf;
-    r->major = h.major;
-    r->minor = h.minor;
-    r->method_off = h.method_off;
+    if (h.method_off > 255) {
+        *status = 400;
+        return NULL;
+    }
+    r->major = (uint8_t)h.major;
+    r->minor = (uint8_t)h.minor;
+    r->method_off = (uint8_t)h.method_off;
     r->target_off = h.target_off;
     r->proto_off = h.proto_off;
     r->remote = c->remote;
     r->parent_ctx = c->ctx;
     r->content_length = 0;
-    const char *head = r->head;
+    const char *head = hm;
     /* Methods are case-sensitive (RFC 9110 §9.1). */
     int is_connect = h.method_len == 7 && memcmp(head + h.method_off, "CONNECT", 7) == 0;
     int is_pri = h.major == 2;
@@ -144,7 +147,7 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
     int64_t clen = -1;
     int conn_close = 0, conn_keepalive = 0;
     for (size_t i = 0; i < nf; i++) {
-        const gh__hfield_t *f = &r->fields[i];
+        const gh__hfield_t *f = &fields[i];
         const char *name = head + f->name_off, *val = head + f->value_off;
         size_t nl = f->name_len, vl = f->value_len;
         if (nl == 4 && gh__token_eq(name, nl, "host")) {
@@ -243,13 +246,12 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
 
     /* Turn the copy into C strings: every token ends at a delimiter byte (SP, CR, ':'
      * or the OWS after a value) that belongs to no other token. */
-    char *hm = r->head;
     hm[h.method_off + h.method_len] = 0;
     hm[h.target_off + h.target_len] = 0;
     hm[h.proto_off + h.proto_len] = 0;
     for (size_t i = 0; i < nf; i++) {
-        hm[r->fields[i].name_off + r->fields[i].name_len] = 0;
-        hm[r->fields[i].value_off + r->fields[i].value_len] = 0;
+        hm[fields[i].name_off + fields[i].name_len] = 0;
+        hm[fields[i].value_off + fields[i].value_len] = 0;
     }
     if (host_in_target) {
         /* The authority is inside the target string: give it its own copy. */
@@ -302,9 +304,9 @@ int gh_request_done(const gh_request_t *r)
     return __atomic_load_n(&r->cancel_reason, __ATOMIC_SEQ_CST);
 }
 
-const char *gh_request_method(const gh_request_t *r) { return r->head + r->method_off; }
-const char *gh_request_target(const gh_request_t *r) { return r->head + r->target_off; }
-const char *gh_request_proto(const gh_request_t *r) { return r->head + r->proto_off; }
+const char *gh_request_method(const gh_request_t *r) { return GH__REQ_HEAD(r) + r->method_off; }
+const char *gh_request_target(const gh_request_t *r) { return GH__REQ_HEAD(r) + r->target_off; }
+const char *gh_request_proto(const gh_request_t *r) { return GH__REQ_HEAD(r) + r->proto_off; }
 int gh_request_proto_major(const gh_request_t *r) { return r->major; }
 int gh_request_proto_minor(const gh_request_t *r) { return r->minor; }
 const char *gh_request_remote_addr(const gh_request_t *r) { return r->remote ? r->remote : ""; }
@@ -313,7 +315,7 @@ const char *gh_request_host(const gh_request_t *r)
 {
     if (r->host_copy)
         return r->host_copy;
-    return r->host_len ? r->head + r->host_off : "";
+    return r->host_len ? GH__REQ_HEAD(r) + r->host_off : "";
 }
 
 static const char *find_field(const char *base, const gh__hfield_t *f, size_t n, const char *name)
@@ -328,7 +330,7 @@ static const char *find_field(const char *base, const gh__hfield_t *f, size_t n,
 
 const char *gh_request_header(const gh_request_t *r, const char *name)
 {
-    return find_field(r->head, r->fields, r->n_fields, name);
+    return find_field(GH__REQ_HEAD(r), GH__REQ_FIELDS(r), r->n_fields, name);
 }
 
 size_t gh_request_header_count(const gh_request_t *r) { return r->n_fields; }
@@ -337,8 +339,8 @@ int gh_request_header_at(const gh_request_t *r, size_t i, const char **name, con
 {
     if (i >= r->n_fields)
         return GH_EINVAL;
-    *name = r->head + r->fields[i].name_off;
-    *value = r->head + r->fields[i].value_off;
+    *name = GH__REQ_HEAD(r) + GH__REQ_FIELDS(r)[i].name_off;
+    *value = GH__REQ_HEAD(r) + GH__REQ_FIELDS(r)[i].value_off;
     return 0;
 }
 
@@ -347,12 +349,12 @@ int gh_request_is_chunked(const gh_request_t *r) { return r->chunked; }
 
 static const char *trailer_base(const gh_request_t *r)
 {
-    return r->tfields ? (const char *)r->tfields + r->n_tfields * sizeof(gh__hfield_t) : NULL;
+    return r->tblock ? GH__REQ_TTEXT(r) : NULL;
 }
 
 const char *gh_request_trailer(const gh_request_t *r, const char *name)
 {
-    return find_field(trailer_base(r), r->tfields, r->n_tfields, name);
+    return find_field(trailer_base(r), GH__REQ_TFIELDS(r), r->n_tfields, name);
 }
 
 size_t gh_request_trailer_count(const gh_request_t *r) { return r->n_tfields; }
@@ -362,7 +364,7 @@ int gh_request_trailer_at(const gh_request_t *r, size_t i, const char **name, co
     if (i >= r->n_tfields)
         return GH_EINVAL;
     const char *b = trailer_base(r);
-    *name = b + r->tfields[i].name_off;
-    *value = b + r->tfields[i].value_off;
+    *name = b + GH__REQ_TFIELDS(r)[i].name_off;
+    *value = b + GH__REQ_TFIELDS(r)[i].value_off;
     return 0;
 }

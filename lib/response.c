@@ -20,13 +20,37 @@
 static const size_t resp_ptrs[] = {
     offsetof(struct gh_response_s, conn),     offsetof(struct gh_response_s, req),
     offsetof(struct gh_response_s, req_body), offsetof(struct gh_response_s, hdr_ext),
-    offsetof(struct gh_response_s, trailers), offsetof(struct gh_response_s, cn),
-    offsetof(struct gh_response_s, cn_fd),
+    offsetof(struct gh_response_s, x),
 };
-static const char *const resp_names[] = {"conn", "req", "reqBody", "header", "trailers",
-                                         "closeNotify", "closeNotifyFd"};
+static const char *const resp_names[] = {"conn", "req", "reqBody", "header", "extra"};
 gh_type_t gh__response_type =
     GH_TYPE_INIT_NAMED("response", struct gh_response_s, resp_ptrs, resp_names);
+
+static const size_t x_ptrs[] = {offsetof(struct gh__resp_extra, trailers),
+                                offsetof(struct gh__resp_extra, cn),
+                                offsetof(struct gh__resp_extra, cn_fd)};
+static const char *const x_names[] = {"trailers", "closeNotify", "closeNotifyFd"};
+gh_type_t gh__resp_extra_type =
+    GH_TYPE_INIT_NAMED("responseExtra", struct gh__resp_extra, x_ptrs, x_names);
+
+gh__resp_extra_t *gh__resp_extra(gh_response_t *w)
+{
+    gh_conn_t *c = w->conn;
+    pthread_mutex_lock(&c->mu);
+    gh__resp_extra_t *x = w->x;
+    pthread_mutex_unlock(&c->mu);
+    if (x)
+        return x;
+    x = gh_obj_new(&gh__resp_extra_type);
+    if (!x)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    if (!w->x)
+        w->x = x;
+    x = w->x;
+    pthread_mutex_unlock(&c->mu);
+    return x;
+}
 
 const char *gh__status_text(int status)
 {
@@ -147,7 +171,7 @@ int gh_response_header_del(gh_response_t *w, const char *name)
     while ((at = find_line(w, name, 0, &len)) >= 0) {
         char *b = hdr_bytes(w);
         memmove(b + at, b + at + len, w->hdr_len - (size_t)at - len);
-        w->hdr_len -= len;
+        w->hdr_len -= (uint32_t)len;
         n++;
     }
     return n;
@@ -175,7 +199,7 @@ int gh_response_header_add(gh_response_t *w, const char *name, const char *value
             return GH_ENOMEM;
         memcpy(nb, hdr_bytes(w), w->hdr_len);
         w->hdr_ext = nb;
-        w->hdr_cap = ncap;
+        w->hdr_cap = (uint32_t)ncap;
     }
     char *b = hdr_bytes(w) + w->hdr_len;
     memcpy(b, name, nl);
@@ -184,7 +208,7 @@ int gh_response_header_add(gh_response_t *w, const char *name, const char *value
     memcpy(b + nl + 2, value, vl);
     b[nl + 2 + vl] = '\r';
     b[nl + 3 + vl] = '\n';
-    w->hdr_len = need;
+    w->hdr_len = (uint32_t)need;
     if (strcasecmp(name, "content-length") == 0) {
         /* A declared length is enforced (Go: ErrContentLength). */
         char *end;
@@ -236,26 +260,29 @@ int gh_response_trailer_set(gh_response_t *w, const char *name, const char *valu
         return GH_EINVAL;
     if (w->committed && !w->chunking)
         return GH_EBUSY;
+    gh__resp_extra_t *x = gh__resp_extra(w);
+    if (!x)
+        return GH_ENOMEM;
     size_t nl = strlen(name), vl = strlen(value);
-    size_t need = w->trailers_len + nl + vl + 4;
-    if (need > w->trailers_cap) {
-        size_t ncap = w->trailers_cap ? w->trailers_cap * 2 : 128;
+    size_t need = x->trailers_len + nl + vl + 4;
+    if (need > x->trailers_cap) {
+        size_t ncap = x->trailers_cap ? x->trailers_cap * 2 : 128;
         while (ncap < need)
             ncap *= 2;
         char *nb = gh_bytes_new(ncap);
         if (!nb)
             return GH_ENOMEM;
-        if (w->trailers_len)
-            memcpy(nb, w->trailers, w->trailers_len);
-        w->trailers = nb;
-        w->trailers_cap = ncap;
+        if (x->trailers_len)
+            memcpy(nb, x->trailers, x->trailers_len);
+        x->trailers = nb;
+        x->trailers_cap = (uint32_t)ncap;
     }
-    char *b = w->trailers + w->trailers_len;
+    char *b = x->trailers + x->trailers_len;
     memcpy(b, name, nl);
     memcpy(b + nl, ": ", 2);
     memcpy(b + nl + 2, value, vl);
     memcpy(b + nl + 2 + vl, "\r\n", 2);
-    w->trailers_len = need;
+    x->trailers_len = (uint32_t)need;
     return 0;
 }
 
@@ -334,7 +361,7 @@ static int commit(gh_response_t *w, int final)
     }
     int length_known = w->declared_len >= 0;
     if (w->body_allowed || (r->is_head && w->status != 101)) {
-        if (!length_known && final && w->trailers_len == 0 &&
+        if (!length_known && final && !(w->x && w->x->trailers_len) &&
             (!r->is_head || w->pre_len > 0 || w->written > 0)) {
             el += (size_t)snprintf(extra + el, sizeof extra - el, "Content-Length: %lld\r\n",
                                    (long long)(r->is_head ? w->written : (int64_t)w->pre_len));
@@ -461,7 +488,7 @@ ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n)
                     return GH_ENOMEM;
             }
             memcpy(c->prebuf + w->pre_len, buf, n);
-            w->pre_len += n;
+            w->pre_len += (uint32_t)n;
             return (ssize_t)n;
         }
         int rc = commit_and_drain(w, 0);
@@ -530,7 +557,8 @@ int gh__response_finish(gh_response_t *w)
     if (w->chunking) {
         /* Last chunk, trailer section, end (RFC 9112 §7.1). */
         if (gh_writer_write(bw, "0\r\n", 3) < 0 ||
-            (w->trailers_len && gh_writer_write(bw, w->trailers, w->trailers_len) < 0) ||
+            (w->x && w->x->trailers_len &&
+             gh_writer_write(bw, w->x->trailers, w->x->trailers_len) < 0) ||
             gh_writer_write(bw, "\r\n", 2) < 0)
             return w->err = gh_writer_error(bw);
     }
