@@ -39,6 +39,8 @@ static void body_finished(gh__body_t *b)
 {
     gh_conn_t *c = b->conn;
     b->done = 1;
+    if (c)
+        __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
     if (!c || b->closed)
         return;
     pthread_mutex_lock(&c->mu);

@@ -25,10 +25,10 @@ struct gh_reader_s {
     char *buf;        /* atomic; NULL while released */
     void *src;        /* GC object (or NULL) passed to fn */
     gh_read_fn fn;    /* code pointer: not traced */
-    uint32_t size;    /* capacity when allocated */
+    uint32_t size : 31; /* capacity when allocated */
+    uint32_t eof : 1;   /* the source reported end of stream */
     uint32_t r, w;    /* buf[r..w) is unread */
     int err;          /* sticky error, or 0 */
-    int eof;          /* the source reported end of stream */
 };
 
 static const size_t reader_ptrs[] = {offsetof(struct gh_reader_s, buf),
@@ -76,7 +76,7 @@ gh_reader_t *gh_reader_new(void *src, gh_read_fn fn, size_t size)
         return NULL;
     r->src = src;
     r->fn = fn;
-    r->size = (uint32_t)pick_size(size);
+    r->size = (uint32_t)pick_size(size) & 0x7fffffffu;
     return r;
 }
 

@@ -136,10 +136,10 @@ static int big_append(gh_conn_t *c, const char *p, size_t n, size_t limit)
         if (c->big_len)
             memcpy(nb, c->big_head, c->big_len);
         c->big_head = nb;
-        c->big_cap = cap;
+        c->big_cap = (uint32_t)cap;
     }
     memcpy(c->big_head + c->big_len, p, n);
-    c->big_len += n;
+    c->big_len += (uint32_t)n;
     return 0;
 }
 
@@ -156,9 +156,9 @@ int gh__conn_poll_head(gh_conn_t *c)
         if (c->big_len == 0 && have) {
             int rc = gh__parse_request_head(p, have, max, &h, NULL, 0, &status);
             if (rc > 0 || rc != GH_EAGAIN) {
-                c->head_len = rc > 0 ? (size_t)rc : 0;
-                c->head_nfields = rc > 0 ? h.n_fields : 0;
-                c->head_status = rc > 0 ? 0 : status;
+                c->head_len = rc > 0 ? (uint32_t)rc : 0;
+                c->head_nfields = rc > 0 ? (uint32_t)h.n_fields : 0;
+                c->head_status = (int16_t)(rc > 0 ? 0 : status);
                 c->r->nowait = 0;
                 return 1;
             }
@@ -196,15 +196,15 @@ int gh__conn_poll_head(gh_conn_t *c)
                  * just emptied; they came from a single read, so they fit. */
                 size_t extra = c->big_len - (size_t)rc;
                 gh__reader_unread(c->bufr, c->big_head + rc, extra);
-                c->big_len = (size_t)rc;
-                c->head_len = (size_t)rc;
-                c->head_nfields = h.n_fields;
+                c->big_len = (uint32_t)rc;
+                c->head_len = (uint32_t)rc;
+                c->head_nfields = (uint32_t)h.n_fields;
                 c->head_status = 0;
                 c->r->nowait = 0;
                 return 1;
             }
             if (rc != GH_EAGAIN) {
-                c->head_status = status;
+                c->head_status = (int16_t)status;
                 c->r->nowait = 0;
                 return 1;
             }
@@ -320,6 +320,7 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     gh__server_set_state(c, GH_STATE_ACTIVE);
     gh__server_count_request(s, 0);
 
+    __atomic_store_n(&c->body_pending, req->body ? 1 : 0, __ATOMIC_RELEASE);
     pthread_mutex_lock(&c->mu);
     c->cur_req = w;
     int gone = c->peer_gone;
@@ -343,6 +344,7 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
         return 0;
     }
     gh__server_watch(c, 0);
+    __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
     int rc = gh__response_finish(w);
     w->handler_done = 1;
     gh__request_cancel(req, GH_EHANDLERDONE);

@@ -26,21 +26,24 @@ typedef struct ctx_cb {
  *            arrays, grown on demand.
  * Kept by:   its holder (a request, a connection, the user), its parent while it is
  *            live, its live children (through `parent`).
- * OS state:  none (a mutex and a condition variable, which need no destruction on Linux).
- * Threads:   any; every field below `mu` is guarded by mu.
+ * OS state:  none.
+ * Threads:   any; the fields after `parent` are guarded by the context's stripe lock.
+ *
+ * Locks are striped: a context hashes to one of GH__CTX_STRIPES mutex/condition pairs
+ * in static storage, so a context costs 96 bytes instead of carrying its own mutex and
+ * condition variable (one per connection and per request that asks for one). A waiter
+ * re-checks its own context after every wake-up, so sharing a condition is harmless.
  */
 struct gh_ctx_s {
     gh_ctx_t *parent;
     gh_ctx_t **children; /* live children; slot i's child has index_in_parent == i */
     ctx_cb_t *cbs;
     /* not traced */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t n_children, cap_children;
-    size_t n_cbs, cap_cbs;
-    size_t index_in_parent; /* guarded by the parent's lock */
+    uint32_t n_children, cap_children;
+    uint32_t n_cbs, cap_cbs;
+    uint32_t index_in_parent; /* guarded by the parent's stripe */
+    int reason; /* 0 while live; written under the stripe lock, read racily by gh_ctx_done */
     long next_id;
-    int reason; /* 0 while live; written under mu, read racily by gh_ctx_done */
 };
 
 static const size_t ctx_ptrs[] = {offsetof(struct gh_ctx_s, parent),
@@ -49,27 +52,48 @@ static const size_t ctx_ptrs[] = {offsetof(struct gh_ctx_s, parent),
 static const char *const ctx_names[] = {"parent", "children", "cbs"};
 gh_type_t gh__ctx_type = GH_TYPE_INIT_NAMED("context", struct gh_ctx_s, ctx_ptrs, ctx_names);
 
-static void ctx_init_sync(gh_ctx_t *c)
+#define GH__CTX_STRIPES 64
+
+static struct stripe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} stripes[GH__CTX_STRIPES];
+static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
+
+static void stripes_init(void)
 {
     pthread_condattr_t ca;
-    pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
+    for (int i = 0; i < GH__CTX_STRIPES; i++) {
+        pthread_mutex_init(&stripes[i].mu, NULL);
+        pthread_cond_init(&stripes[i].cv, &ca);
+    }
     pthread_condattr_destroy(&ca);
 }
+
+static struct stripe *stripe_of(const gh_ctx_t *c)
+{
+    /* Objects are at least 16-byte aligned; mix the address so that neighbours
+     * spread over the stripes. */
+    uintptr_t a = (uintptr_t)c >> 4;
+    a ^= a >> 7;
+    return &stripes[a % GH__CTX_STRIPES];
+}
+
+static pthread_mutex_t *lock_of(const gh_ctx_t *c) { return &stripe_of(c)->mu; }
 
 gh_ctx_t *gh_ctx_new(gh_ctx_t *parent)
 {
     gh_ctx_t *c = gh_obj_new(&gh__ctx_type);
     if (!c)
         return NULL;
-    ctx_init_sync(c);
+    pthread_once(&stripes_once, stripes_init);
     c->next_id = 1;
     if (!parent)
         return c;
     c->parent = parent;
-    pthread_mutex_lock(&parent->mu);
+    pthread_mutex_lock(lock_of(parent));
     if (parent->reason) {
         c->reason = parent->reason;
     } else {
@@ -77,18 +101,18 @@ gh_ctx_t *gh_ctx_new(gh_ctx_t *parent)
             size_t cap = parent->cap_children ? parent->cap_children * 2 : 4;
             gh_ctx_t **nc = gh__ptrs_new(cap);
             if (!nc) {
-                pthread_mutex_unlock(&parent->mu);
+                pthread_mutex_unlock(lock_of(parent));
                 return NULL;
             }
             if (parent->n_children)
                 memcpy(nc, parent->children, parent->n_children * sizeof *nc);
             parent->children = nc;
-            parent->cap_children = cap;
+            parent->cap_children = (uint32_t)cap;
         }
         c->index_in_parent = parent->n_children;
         parent->children[parent->n_children++] = c;
     }
-    pthread_mutex_unlock(&parent->mu);
+    pthread_mutex_unlock(lock_of(parent));
     return c;
 }
 
@@ -97,7 +121,7 @@ static void unlink_from_parent(gh_ctx_t *c)
     gh_ctx_t *p = c->parent;
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(lock_of(p));
     size_t i = c->index_in_parent;
     if (i < p->n_children && p->children[i] == c) {
         gh_ctx_t *last = p->children[--p->n_children];
@@ -111,7 +135,7 @@ static void unlink_from_parent(gh_ctx_t *c)
             p->cap_children = 0;
         }
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(lock_of(p));
 }
 
 void gh_ctx_cancel(gh_ctx_t *c, int reason)
@@ -120,9 +144,9 @@ void gh_ctx_cancel(gh_ctx_t *c, int reason)
         return;
     if (reason >= 0)
         reason = GH_ECANCELED;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(lock_of(c));
     if (c->reason) {
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(lock_of(c));
         return;
     }
     __atomic_store_n(&c->reason, reason, __ATOMIC_RELEASE);
@@ -134,8 +158,8 @@ void gh_ctx_cancel(gh_ctx_t *c, int reason)
     c->n_children = c->cap_children = 0;
     c->cbs = NULL;
     c->n_cbs = c->cap_cbs = 0;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    pthread_cond_broadcast(&stripe_of(c)->cv);
+    pthread_mutex_unlock(lock_of(c));
 
     unlink_from_parent(c);
     for (size_t i = 0; i < ncb; i++)
@@ -149,10 +173,10 @@ int gh_ctx_done(const gh_ctx_t *c) { return __atomic_load_n(&c->reason, __ATOMIC
 
 int gh_ctx_wait(gh_ctx_t *c, gh_time_t deadline)
 {
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(lock_of(c));
     while (!c->reason) {
         if (deadline <= 0) {
-            pthread_cond_wait(&c->cv, &c->mu);
+            pthread_cond_wait(&stripe_of(c)->cv, lock_of(c));
             continue;
         }
         gh_time_t now = gh_now();
@@ -163,10 +187,10 @@ int gh_ctx_wait(gh_ctx_t *c, gh_time_t deadline)
         gh_time_t at = (gh_time_t)ts.tv_sec * GH_SEC + ts.tv_nsec + (deadline - now);
         ts.tv_sec = (time_t)(at / GH_SEC);
         ts.tv_nsec = (long)(at % GH_SEC);
-        (void)pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        (void)pthread_cond_timedwait(&stripe_of(c)->cv, lock_of(c), &ts);
     }
     int r = c->reason;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(lock_of(c));
     return r;
 }
 
@@ -174,10 +198,10 @@ long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_cb cb, void *data)
 {
     if (!cb)
         return GH_EINVAL;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(lock_of(c));
     if (c->reason) {
         int r = c->reason;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(lock_of(c));
         cb(c, r, data);
         return 0;
     }
@@ -185,27 +209,27 @@ long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_cb cb, void *data)
         size_t cap = c->cap_cbs ? c->cap_cbs * 2 : 2;
         ctx_cb_t *n = gh__ptrs_new(cap * (sizeof(ctx_cb_t) / sizeof(void *)));
         if (!n) {
-            pthread_mutex_unlock(&c->mu);
+            pthread_mutex_unlock(lock_of(c));
             return GH_ENOMEM;
         }
         if (c->n_cbs)
             memcpy(n, c->cbs, c->n_cbs * sizeof *n);
         c->cbs = n;
-        c->cap_cbs = cap;
+        c->cap_cbs = (uint32_t)cap;
     }
     long id = c->next_id++;
     c->cbs[c->n_cbs].fn = cb;
     c->cbs[c->n_cbs].data = data;
     c->cbs[c->n_cbs].id = id;
     c->n_cbs++;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(lock_of(c));
     return id;
 }
 
 int gh_ctx_off_cancel(gh_ctx_t *c, long id)
 {
     int removed = 0;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(lock_of(c));
     for (size_t i = 0; i < c->n_cbs; i++) {
         if (c->cbs[i].id == id) {
             c->cbs[i] = c->cbs[--c->n_cbs];
@@ -214,15 +238,15 @@ int gh_ctx_off_cancel(gh_ctx_t *c, long id)
             break;
         }
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(lock_of(c));
     return removed;
 }
 
 size_t gh_ctx_children(const gh_ctx_t *c)
 {
     gh_ctx_t *m = (gh_ctx_t *)c;
-    pthread_mutex_lock(&m->mu);
+    pthread_mutex_lock(lock_of(m));
     size_t n = m->n_children;
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(lock_of(m));
     return n;
 }

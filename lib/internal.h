@@ -103,22 +103,23 @@ struct gh_conn_s {
     gh_conn_t *tnext, *tprev; /* poller timer list */
     /* not traced */
     pthread_mutex_t mu;
-    int phase;      /* GH__PH_* (atomic) */
-    int state;      /* gh_conn_state_t last reported */
-    int fdnum;      /* descriptor number, the key in server->conns */
-    int timer_list; /* GH__TL_* */
     unsigned long id;
     gh_time_t deadline;     /* timer list deadline */
     gh_time_t hdr_deadline; /* end of the current request head */
     gh_time_t req_start;    /* first byte of the current request */
-    size_t head_len;        /* length of the complete head found by the poller */
-    size_t head_nfields;    /* its number of header fields */
-    int head_status;        /* error status found by the poller (0: none) */
-    size_t big_len, big_cap;
-    int peer_gone;  /* the poller saw the peer go away */
+    uint32_t head_len;      /* length of the complete head found by the poller */
+    uint32_t head_nfields;  /* its number of header fields */
+    uint32_t big_len, big_cap;
+    int phase;      /* GH__PH_* (atomic) */
+    int fdnum;      /* descriptor number, the key in server->conns */
     int werr;       /* first write error */
     int nreq;
-    int watching;   /* poller watches for disconnect (handler running) */
+    int16_t head_status;    /* error status found by the poller (0: none) */
+    int8_t state;   /* gh_conn_state_t last reported, -1 none yet */
+    uint8_t timer_list; /* GH__TL_* */
+    uint8_t peer_gone;  /* the poller saw the peer go away */
+    uint8_t watching;   /* poller watches for disconnect (handler running) */
+    uint8_t body_pending; /* the current request's body is not read to its end (atomic) */
 };
 
 /*

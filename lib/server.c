@@ -646,7 +646,10 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
             return;
         /* Bytes waiting are a pipelined request or an unread body, never "gone"
          * (golang/go#23921); stop watching, as Go's background read does. */
-        if (!(ev & (EPOLLERR | EPOLLHUP)) && pending_bytes(c->fdnum) > 0) {
+        /* While the request's body is still arriving, waiting bytes are that body, not
+         * a next request: a hang-up then means the client is gone (golang/go#23262). */
+        int body_pending = __atomic_load_n(&c->body_pending, __ATOMIC_ACQUIRE);
+        if (!(ev & (EPOLLERR | EPOLLHUP)) && !body_pending && pending_bytes(c->fdnum) > 0) {
             /* The one-shot watch is spent; the body reader re-arms it at the body's
              * end (lib/body.c). */
             pthread_mutex_lock(&c->mu);

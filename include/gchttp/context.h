@@ -35,9 +35,9 @@ GH_EXTERN int gh_ctx_done(const gh_ctx_t *ctx);
 /** Wait until ctx is done or the absolute deadline passes (0: no deadline).
  * @return the reason, or 0 on timeout. */
 GH_EXTERN int gh_ctx_wait(gh_ctx_t *ctx, gh_time_t deadline);
-/** Register cb(ctx, reason, data) to run once when ctx is cancelled. If ctx is done
- * already, cb runs now, on the calling thread. Returns a registration id (> 0), or a
- * negative code (the callback then never runs). */
+/** Register cb(ctx, reason, data) to run once when ctx is cancelled. Returns a
+ * registration id (> 0); 0 if ctx was done already, in which case cb has run now, on
+ * the calling thread; or a negative code (the callback then never runs). */
 GH_EXTERN long gh_ctx_on_cancel(gh_ctx_t *ctx, gh_ctx_cb cb, void *data);
 /** Remove a registration; returns 1 if it was removed before running, 0 otherwise. */
 GH_EXTERN int gh_ctx_off_cancel(gh_ctx_t *ctx, long id);
