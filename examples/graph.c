@@ -198,7 +198,7 @@ enum { FATE_NONE = 0, FATE_DEAD, FATE_HELD, FATE_ALIVE };
 /* Per-connection objects of the server: in (b) and (c) they should not be there. */
 static int server_side(const char *label)
 {
-    static const char *const names[] = {"conn",    "connReader", "response",
+    static const char *const names[] = {"conn",    "connReader", "response", "responseExtra",
                                         "Request", "body",       "context"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(label, names[i]))
