@@ -62,6 +62,8 @@ START_TEST(test_graph_release)
             ck_assert_msg(!has_node(texts[t], server_side[i]), "release: %s reachable (%zu)",
                           server_side[i], t);
     }
+    /* The response's on-demand extra (close-notify, trailers) is not made here at all. */
+    ck_assert(!has_node(res.dot[GRAPH_C], "responseExtra"));
     /* Idle: both 4 KiB buffers released, so (c) is user, netConn, reader, writer, fd,
      * the address string. */
     ck_assert_int_le(res.n_c, 6);
