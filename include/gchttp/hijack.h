@@ -52,6 +52,7 @@ typedef struct gh_bufrw_s {
 /**
  * Take over the connection of the current request. Flushes a response header that
  * was already written (e.g. 101 Switching Protocols) before returning.
+ * @param w          the current request's response, on the handler's thread
  * @param[out] conn  the raw connection
  * @param[out] rw    buffered reader and writer over it (may be NULL)
  * @return 0; GH_EHIJACKED if already hijacked; GH_EHANDLERDONE after the handler
