@@ -43,6 +43,11 @@ void gh_gc_init(void)
                                      __ATOMIC_ACQUIRE))
         return;
     GC_allow_register_threads();
+    /* Programs hold gh objects by a pointer GH__OBJ_HDR bytes into their block. With
+     * interior pointers on (bdwgc's default) that is recognised anyway; a host that
+     * turns them off (Guile does) must have the offset registered, or every gh object
+     * is collected while in use. A no-op with interior pointers on. */
+    GC_register_displacement(GH__OBJ_HDR);
     prev_warn = GC_get_warn_proc();
     GC_set_warn_proc(warn_hook);
 }
