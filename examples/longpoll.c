@@ -37,8 +37,8 @@
  * Threads:   the handler's thread; publishers under `mu`.
  */
 typedef struct waiter {
-    gh_ctx_t *wake;        /*< cancelled by a publisher, or through its parent */
-    char *msg;             /*< the published message, set before `wake` is cancelled */
+    gh_ctx_t *wake; /*< cancelled by a publisher, or through its parent */
+    char *msg;      /*< the published message, set before `wake` is cancelled */
     struct waiter *prev, *next;
     size_t len;
 } waiter_t;
@@ -201,16 +201,15 @@ static int signal_next(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: longpoll [--listen HOST:PORT] [--timeout MS] [--close-notify]\n"
-            "Long polling: GET /wait (or POST /wait-with-body, whose body is never read)\n"
-            "blocks until POST /publish delivers a message, which it answers; a client\n"
-            "that disconnects while waiting is noticed at once and logged to stderr as\n"
-            "\"longpoll: client gone after X ms\". GET /stats shows the counters.\n"
-            "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080)\n"
-            "  --timeout MS        answer 204 after waiting this long (default 30000)\n"
-            "  --close-notify      wait on the close-notify context instead of the request's\n"
-            "Prints \"listening on port N\" on stdout; serves until SIGINT/SIGTERM.\n");
+    fprintf(f, "usage: longpoll [--listen HOST:PORT] [--timeout MS] [--close-notify]\n"
+               "Long polling: GET /wait (or POST /wait-with-body, whose body is never read)\n"
+               "blocks until POST /publish delivers a message, which it answers; a client\n"
+               "that disconnects while waiting is noticed at once and logged to stderr as\n"
+               "\"longpoll: client gone after X ms\". GET /stats shows the counters.\n"
+               "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080)\n"
+               "  --timeout MS        answer 204 after waiting this long (default 30000)\n"
+               "  --close-notify      wait on the close-notify context instead of the request's\n"
+               "Prints \"listening on port N\" on stdout; serves until SIGINT/SIGTERM.\n");
 }
 
 int main(int argc, char **argv)

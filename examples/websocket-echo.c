@@ -62,7 +62,10 @@ typedef struct sha1 {
     size_t n;
 } sha1_t;
 
-static uint32_t rol(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+static uint32_t rol(uint32_t x, int k)
+{
+    return (x << k) | (x >> (32 - k));
+}
 
 static void sha1_block(sha1_t *s, const unsigned char *p)
 {
@@ -240,10 +243,10 @@ typedef struct ws_conn {
     gh_netconn_t *nc;
     gh_reader_t *r; /*< returned by the hijack: may already hold the first frame */
     gh_writer_t *w;
-    char *msg;      /*< reassembly buffer (atomic), NULL between messages */
+    char *msg; /*< reassembly buffer (atomic), NULL between messages */
     size_t msg_len, msg_cap;
     int fd;
-    int msg_op;     /*< OP_TEXT/OP_BINARY while a message is being assembled, else 0 */
+    int msg_op; /*< OP_TEXT/OP_BINARY while a message is being assembled, else 0 */
     /* the frame being read */
     int in_frame, fin, op, discard;
     uint64_t left, pos;
@@ -264,10 +267,10 @@ static int stats_on;
 
 static ws_conn_t **conns; /* gh_ptrs_new(table_size): the GC root of every connection */
 static int table_size;
-static int table_hi;      /* highest descriptor ever stored, + 1 (loop thread only) */
+static int table_hi; /* highest descriptor ever stored, + 1 (loop thread only) */
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
-static int n_open;        /* open WebSockets (atomic) */
-static int n_closing;     /* of which waiting for the peer's close (loop thread only) */
+static int n_open;    /* open WebSockets (atomic) */
+static int n_closing; /* of which waiting for the peer's close (loop thread only) */
 static int epfd = -1;
 static int kick[2] = {-1, -1}; /* handler -> loop: descriptor numbers to adopt; -1 stops */
 
@@ -405,11 +408,11 @@ static ssize_t ws_header(ws_conn_t *c, const unsigned char *p, size_t have, int 
         for (int i = 0; i < 8; i++)
             len = len << 8 | p[2 + i];
     }
-    int bad = (p[0] & 0x70)                           /* RSV1-3 without an extension */
-              || !(p[1] & 0x80)                       /* clients must mask (§5.1) */
-              || (op > OP_BINARY && op < OP_CLOSE) || op > OP_PONG /* reserved */
-              || (len7 == 127 && (len >> 63))         /* §5.2: the MSB must be 0 */
-              || (op >= OP_CLOSE && (!fin || len > 125)); /* §5.5 */
+    int bad = (p[0] & 0x70) != 0; /* RSV1-3 set without a negotiated extension */
+    bad |= !(p[1] & 0x80);        /* clients must mask (§5.1) */
+    bad |= (op > OP_BINARY && op < OP_CLOSE) || op > OP_PONG; /* reserved opcodes */
+    bad |= len7 == 127 && (len >> 63);                        /* §5.2: the MSB must be 0 */
+    bad |= op >= OP_CLOSE && (!fin || len > 125);             /* §5.5: control frames */
     if (!bad && !c->closing && op < OP_CLOSE) {
         /* §5.4: a continuation needs a message in progress; a new message needs none. */
         bad = (op == OP_CONT) != (c->msg_op != 0);
@@ -626,8 +629,8 @@ static void stats_report(char *buf, size_t cap)
 {
     gh_gc_collect(2);
     size_t live = gh_gc_live_bytes();
-    snprintf(buf, cap, "websockets %d\nlive_bytes %zu\n", __atomic_load_n(&n_open, __ATOMIC_SEQ_CST),
-             live);
+    snprintf(buf, cap, "websockets %d\nlive_bytes %zu\n",
+             __atomic_load_n(&n_open, __ATOMIC_SEQ_CST), live);
 }
 
 /* 1 if some `name` field lists `token` (comma-separated, case-insensitive; RFC 9110 §5.6.1). */
@@ -781,16 +784,15 @@ static int signal_next(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: websocket-echo [--listen HOST:PORT] [--stats] [--max-message BYTES]\n"
-            "An RFC 6455 WebSocket echo server: every text or binary message is sent back.\n"
-            "Handshakes are served by the HTTP server, then hijacked connections are\n"
-            "served by one event-loop thread (epoll).\n"
-            "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080)\n"
-            "  --stats              GET /stats and SIGUSR1 report open WebSockets and\n"
-            "                       live GC bytes after two full collections\n"
-            "  --max-message BYTES  largest message accepted, else close 1009 (default 16 MiB)\n"
-            "Prints \"listening on port N\" on stdout; serves until SIGINT/SIGTERM.\n");
+    fprintf(f, "usage: websocket-echo [--listen HOST:PORT] [--stats] [--max-message BYTES]\n"
+               "An RFC 6455 WebSocket echo server: every text or binary message is sent back.\n"
+               "Handshakes are served by the HTTP server, then hijacked connections are\n"
+               "served by one event-loop thread (epoll).\n"
+               "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080)\n"
+               "  --stats              GET /stats and SIGUSR1 report open WebSockets and\n"
+               "                       live GC bytes after two full collections\n"
+               "  --max-message BYTES  largest message accepted, else close 1009 (default 16 MiB)\n"
+               "Prints \"listening on port N\" on stdout; serves until SIGINT/SIGTERM.\n");
 }
 
 int main(int argc, char **argv)
@@ -818,7 +820,7 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     table_size = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MAX_TABLE ? (int)rl.rlim_cur
-                                                                                : MAX_TABLE;
+                                                                               : MAX_TABLE;
     static const int sigs[] = {SIGINT, SIGTERM, SIGUSR1, 0};
     gh_gc_init();
     conns = gh_ptrs_new((size_t)table_size);

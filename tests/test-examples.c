@@ -20,9 +20,9 @@
 
 #include "test-common.h"
 
-#define WAIT_MS 15000    /* bound of every wait for a child or a client */
-#define PROMPT_MS 1000   /* "noticed at once": a disconnect is logged within this */
-#define IDLE_CONNS 1000  /* WebSockets held idle for the retention figure */
+#define WAIT_MS 15000     /* bound of every wait for a child or a client */
+#define PROMPT_MS 1000    /* "noticed at once": a disconnect is logged within this */
+#define IDLE_CONNS 1000   /* WebSockets held idle for the retention figure */
 #define MAX_RETAINED 2048 /* bytes per idle WebSocket the server may keep */
 
 /* ---- child processes ----------------------------------------------------------------- */
@@ -466,6 +466,39 @@ START_TEST(test_ws_first_frame_in_upgrade_segment_is_echoed)
 }
 END_TEST
 
+START_TEST(test_ws_frames_split_byte_by_byte)
+{
+    /* A text message in three fragments (one empty) with a ping in between, sent one
+     * byte per send(): every partial header and payload state. */
+    static unsigned char msg[1024], buf[1024];
+    size_t n = 0, got;
+    n += ws_frame(msg + n, 0x01, 1, "part one, ", 10);
+    n += ws_frame(msg + n, 0x89, 1, "mid", 3);
+    n += ws_frame(msg + n, 0x00, 1, "", 0); /* an empty, non-final continuation */
+    n += ws_frame(msg + n, 0x80, 1, "and two", 7);
+    int fd = ws_open(port, NULL, 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(th_send(fd, msg + i, 1), 0);
+    ck_assert_int_eq(ws_read_frame(fd, buf, sizeof buf, &got), 0x8a);
+    ck_assert_uint_eq(got, 3);
+    ck_assert_int_eq(memcmp(buf, "mid", 3), 0);
+    ck_assert_int_eq(ws_read_frame(fd, buf, sizeof buf, &got), 0x81);
+    ck_assert_uint_eq(got, 17);
+    ck_assert_int_eq(memcmp(buf, "part one, and two", 17), 0);
+
+    /* A 300-byte binary message (16-bit length) the same way. */
+    static unsigned char big[300];
+    memset(big, 0xa5, sizeof big);
+    n = ws_frame(msg, 0x82, 1, big, sizeof big);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(th_send(fd, msg + i, 1), 0);
+    ck_assert_int_eq(ws_read_frame(fd, buf, sizeof buf, &got), 0x82);
+    ck_assert_uint_eq(got, sizeof big);
+    ck_assert_int_eq(memcmp(buf, big, sizeof big), 0);
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_ws_unmasked_frame_is_protocol_error)
 {
     unsigned char f[64];
@@ -619,6 +652,7 @@ static void abort_is_noticed(const char *request)
     gh_time_t took = (gh_now() - t0) / GH_MSEC;
     ck_assert_msg(line != NULL, "no disconnect logged: %s", srv.ebuf);
     ck_assert_msg(took < PROMPT_MS, "disconnect noticed after %lld ms", (long long)took);
+    fprintf(stderr, "longpoll: disconnect logged %lld ms after close()\n", (long long)took);
     ck_assert_ptr_nonnull(strstr(line, "ECONNRESET"));
     const char *body = stats_until(port, "gone", 1);
     ck_assert_int_eq(stat_of(body, "waiting"), 0);
@@ -695,8 +729,9 @@ Suite *test_suite(void)
     if (p && th_run(cmd, out, sizeof out) == 0)
         py = p;
     else
-        fprintf(stderr, "SKIP: python3-websockets not importable with %s: the WebSocket "
-                        "client tests pass without running: %s\n",
+        fprintf(stderr,
+                "SKIP: python3-websockets not importable with %s: the WebSocket "
+                "client tests pass without running: %s\n",
                 p ? p : "(no python3)", p ? out : "");
 
     Suite *s = suite_create("examples");
@@ -708,6 +743,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_ws_answers_ping_with_pong);
     tcase_add_test(tc, test_ws_echoes_close_code);
     tcase_add_test(tc, test_ws_first_frame_in_upgrade_segment_is_echoed);
+    tcase_add_test(tc, test_ws_frames_split_byte_by_byte);
     tcase_add_test(tc, test_ws_unmasked_frame_is_protocol_error);
     tcase_add_test(tc, test_ws_invalid_utf8_text_is_1007);
     tcase_add_test(tc, test_ws_oversized_message_is_1009);
