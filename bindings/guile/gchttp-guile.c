@@ -1,0 +1,564 @@
+/*
+ * bindings/guile/gchttp-guile.c: a Guile 3.0 extension over gchttp.
+ *
+ *   (load-extension "libguile-gchttp" "init_gchttp")   ; or (use-modules (gchttp))
+ *
+ * Guile and gchttp share one bdwgc heap (Debian's libguile-3.0 links libgc.so.1, as
+ * libgchttp does), so this file follows three rules; README.md explains them.
+ *
+ *  1. GC set-up. Guile initialised the collector before any extension can load, with
+ *     all-interior-pointers OFF and finalize-on-demand ON. gh_gc_init() sees
+ *     GC_is_init_called() and does not call GC_INIT again; Guile's settings stay. With
+ *     interior pointers off, the collector only recognises a heap word that points at
+ *     an object's start or at a registered displacement; every gchttp object pointer
+ *     is base + header (gh_obj_new), so that displacement must be registered. Without
+ *     it, the server's objects, reachable only through each other, are collected under
+ *     the running server. gh_gc_init() registers it (gc/gc.c); init_gchttp registers
+ *     it again, measured on a real object, so an older libgchttp is covered too.
+ *  2. Threads. The handler runs on a gchttp worker (started with GC_pthread_create,
+ *     hence already registered with the collector) and enters Guile with
+ *     scm_with_guile. Guile's GC_register_my_thread then returns GC_DUPLICATE, which
+ *     Guile ignores; the thread becomes a Guile thread once and later calls only
+ *     re-enter Guile mode. On thread exit Guile re-registers, runs its exit hooks and
+ *     unregisters; gh_server_close joins the workers after that.
+ *  3. Reachability. The Scheme handler is stored in handler_data, a gh_ptrs_new block
+ *     (scanned conservatively) that the server keeps alive through a traced field. An
+ *     SCM for a heap object is a plain pointer into the same heap, so the server keeps
+ *     the procedure alive for as long as the server itself lives, and no longer:
+ *     scm_gc_protect_object (a permanent root until unprotected) is not needed.
+ *     gchttp objects held by Scheme objects sit in foreign-object slots, which the
+ *     collector scans (Guile allocates foreign objects as ordinary scanned blocks).
+ *     The per-request wrapper is cleared when the handler returns, so nothing Scheme
+ *     keeps reaches the server's request, response or connection afterwards.
+ */
+#ifndef GC_THREADS
+#define GC_THREADS
+#endif
+#include <gc/gc.h>
+#include <libguile.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gchttp.h>
+
+#define GH_GUILE_EXPORT __attribute__((visibility("default")))
+
+GH_GUILE_EXPORT void init_gchttp(void);
+
+static SCM server_type, request_type, conn_type, probe_type;
+static size_t obj_displacement;
+
+/* ---- errors -------------------------------------------------------------------------- */
+
+static void gh_guile_error(const char *who, int code)
+{
+    scm_error(scm_from_utf8_symbol("gchttp-error"), who, "~A (~A)",
+              scm_list_2(scm_from_utf8_string(gh_strerror(code)), scm_from_int(code)),
+              scm_list_1(scm_from_int(code)));
+}
+
+/* ---- server ---------------------------------------------------------------------------- */
+
+enum { SRV_PTR, SRV_CLOSED, SRV_NSLOTS };
+
+static gh_server_t *server_ptr(SCM srv, const char *who)
+{
+    scm_assert_foreign_object_type(server_type, srv);
+    gh_server_t *s = scm_foreign_object_ref(srv, SRV_PTR);
+    if (!s)
+        scm_misc_error(who, "server is not started", SCM_EOL);
+    return s;
+}
+
+/* ---- the request wrapper --------------------------------------------------------------- */
+
+/* Slots: the response and request (valid while the handler runs, NULL afterwards) and
+ * whether the handler hijacked the connection. */
+enum { REQ_W, REQ_R, REQ_HIJACKED, REQ_NSLOTS };
+
+static gh_request_t *req_r(SCM req, const char *who)
+{
+    scm_assert_foreign_object_type(request_type, req);
+    gh_request_t *r = scm_foreign_object_ref(req, REQ_R);
+    if (!r)
+        scm_misc_error(who, "request used after its handler returned", SCM_EOL);
+    return r;
+}
+
+static gh_response_t *req_w(SCM req, const char *who)
+{
+    scm_assert_foreign_object_type(request_type, req);
+    gh_response_t *w = scm_foreign_object_ref(req, REQ_W);
+    if (!w)
+        scm_misc_error(who, "request used after its handler returned", SCM_EOL);
+    return w;
+}
+
+static SCM str_or_false(const char *s)
+{
+    return s ? scm_from_utf8_string(s) : SCM_BOOL_F;
+}
+
+static SCM req_method(SCM req)
+{
+    return str_or_false(gh_request_method(req_r(req, "gchttp-request-method")));
+}
+static SCM req_target(SCM req)
+{
+    return str_or_false(gh_request_target(req_r(req, "gchttp-request-target")));
+}
+static SCM req_proto(SCM req)
+{
+    return str_or_false(gh_request_proto(req_r(req, "gchttp-request-proto")));
+}
+static SCM req_host(SCM req)
+{
+    return str_or_false(gh_request_host(req_r(req, "gchttp-request-host")));
+}
+static SCM req_remote_addr(SCM req)
+{
+    return str_or_false(gh_request_remote_addr(req_r(req, "gchttp-request-remote-addr")));
+}
+
+/* The header fields in received order, as an alist of strings. */
+static SCM req_headers(SCM req)
+{
+    gh_request_t *r = req_r(req, "gchttp-request-headers");
+    size_t n = gh_request_header_count(r);
+    SCM out = SCM_EOL;
+    for (size_t i = n; i-- > 0;) {
+        const char *name, *value;
+        if (gh_request_header_at(r, i, &name, &value) == 0)
+            out = scm_cons(scm_cons(scm_from_utf8_string(name), scm_from_utf8_string(value)), out);
+    }
+    return out;
+}
+
+static SCM req_header(SCM req, SCM name)
+{
+    gh_request_t *r = req_r(req, "gchttp-request-header");
+    char *n = scm_to_utf8_string(name);
+    const char *v = gh_request_header(r, n);
+    free(n);
+    return str_or_false(v);
+}
+
+/* The whole body as a bytevector (gh_request_read_all), at most max bytes (1 MiB). */
+static SCM req_body(SCM req, SCM max)
+{
+    gh_request_t *r = req_r(req, "gchttp-request-body");
+    size_t lim = SCM_UNBNDP(max) ? (size_t)1 << 20 : scm_to_size_t(max);
+    char *buf = NULL;
+    ssize_t n = gh_request_read_all(r, lim, &buf);
+    if (n < 0)
+        gh_guile_error("gchttp-request-body", (int)n);
+    SCM bv = scm_c_make_bytevector((size_t)n);
+    if (n > 0)
+        memcpy(SCM_BYTEVECTOR_CONTENTS(bv), buf, (size_t)n);
+    return bv;
+}
+
+/* ---- writing a response ---------------------------------------------------------------- */
+
+static void set_headers(gh_response_t *w, SCM headers, const char *who)
+{
+    for (SCM l = headers; scm_is_pair(l); l = scm_cdr(l)) {
+        SCM h = scm_car(l);
+        if (!scm_is_pair(h) || !scm_is_string(scm_car(h)) || !scm_is_string(scm_cdr(h)))
+            scm_wrong_type_arg_msg(who, 2, h, "pair of strings (name . value)");
+        char *name = scm_to_utf8_string(scm_car(h));
+        char *value = scm_to_utf8_string(scm_cdr(h));
+        int rc = gh_response_header_add(w, name, value);
+        free(name);
+        free(value);
+        if (rc < 0)
+            gh_guile_error(who, rc);
+    }
+}
+
+static void write_body(gh_response_t *w, SCM body, const char *who)
+{
+    if (scm_is_false(body) || scm_is_null(body))
+        return;
+    ssize_t rc;
+    if (scm_is_bytevector(body)) {
+        rc = gh_response_write(w, SCM_BYTEVECTOR_CONTENTS(body), SCM_BYTEVECTOR_LENGTH(body));
+    } else if (scm_is_string(body)) {
+        size_t len;
+        char *s = scm_to_utf8_stringn(body, &len);
+        rc = gh_response_write(w, s, len);
+        free(s);
+    } else {
+        scm_wrong_type_arg_msg(who, 3, body, "string, bytevector or #f");
+        return;
+    }
+    if (rc < 0)
+        gh_guile_error(who, (int)rc);
+}
+
+static void respond(gh_response_t *w, SCM status, SCM headers, SCM body)
+{
+    const char *who = "gchttp handler result";
+    int st = scm_to_int(status);
+    set_headers(w, headers, who);
+    int rc = gh_response_write_header(w, st);
+    if (rc < 0)
+        gh_guile_error(who, rc);
+    write_body(w, body, who);
+}
+
+/* ---- hijack ----------------------------------------------------------------------------- */
+
+/* Slots: the raw connection and the buffered reader and writer over it. The conn
+ * wrapper is what keeps them alive (the server forgot them at the hijack). */
+enum { CONN_NC, CONN_R, CONN_W, CONN_NSLOTS };
+
+static SCM req_hijack(SCM req, SCM status, SCM headers)
+{
+    const char *who = "gchttp-hijack";
+    gh_response_t *w = req_w(req, who);
+    if (!SCM_UNBNDP(status) && scm_is_true(status)) {
+        if (!SCM_UNBNDP(headers))
+            set_headers(w, headers, who);
+        int rc = gh_response_write_header(w, scm_to_int(status));
+        if (rc < 0)
+            gh_guile_error(who, rc);
+    }
+    gh_netconn_t *nc = NULL;
+    gh_bufrw_t rw = {0};
+    int rc = gh_response_hijack(w, &nc, &rw);
+    if (rc < 0)
+        gh_guile_error(who, rc);
+    scm_foreign_object_signed_set_x(req, REQ_HIJACKED, 1);
+    void *slots[CONN_NSLOTS] = {nc, rw.r, rw.w};
+    return scm_make_foreign_object_n(conn_type, CONN_NSLOTS, slots);
+}
+
+static gh_netconn_t *conn_nc(SCM conn)
+{
+    scm_assert_foreign_object_type(conn_type, conn);
+    return scm_foreign_object_ref(conn, CONN_NC);
+}
+
+/* (gchttp-conn-read! conn bv start count) -> bytes read, 0 at end of stream. Buffered
+ * bytes (sent after the request head) come first. */
+static SCM conn_read_x(SCM conn, SCM bv, SCM start, SCM count)
+{
+    const char *who = "gchttp-conn-read!";
+    scm_assert_foreign_object_type(conn_type, conn);
+    gh_reader_t *r = scm_foreign_object_ref(conn, CONN_R);
+    if (!scm_is_bytevector(bv))
+        scm_wrong_type_arg_msg(who, 2, bv, "bytevector");
+    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
+    size_t s = scm_to_size_t(start), n = scm_to_size_t(count);
+    if (s > len || n > len - s)
+        scm_out_of_range(who, count);
+    if (n == 0)
+        return scm_from_int(0);
+    ssize_t got = gh_reader_read(r, (char *)SCM_BYTEVECTOR_CONTENTS(bv) + s, n);
+    if (got == GH_EOF)
+        got = 0;
+    if (got < 0)
+        gh_guile_error(who, (int)got);
+    return scm_from_ssize_t(got);
+}
+
+/* (gchttp-conn-write! conn bv-or-string [start count]) -> bytes written; flushed. */
+static SCM conn_write_x(SCM conn, SCM data, SCM start, SCM count)
+{
+    const char *who = "gchttp-conn-write!";
+    scm_assert_foreign_object_type(conn_type, conn);
+    gh_writer_t *w = scm_foreign_object_ref(conn, CONN_W);
+    ssize_t rc;
+    size_t n;
+    if (scm_is_string(data)) {
+        char *s = scm_to_utf8_stringn(data, &n);
+        rc = gh_writer_write(w, s, n);
+        free(s);
+    } else {
+        if (!scm_is_bytevector(data))
+            scm_wrong_type_arg_msg(who, 2, data, "string or bytevector");
+        size_t len = SCM_BYTEVECTOR_LENGTH(data);
+        size_t off = SCM_UNBNDP(start) ? 0 : scm_to_size_t(start);
+        n = SCM_UNBNDP(count) ? len - (off <= len ? off : len) : scm_to_size_t(count);
+        if (off > len || n > len - off)
+            scm_out_of_range(who, start);
+        rc = gh_writer_write(w, (const char *)SCM_BYTEVECTOR_CONTENTS(data) + off, n);
+    }
+    if (rc >= 0)
+        rc = gh_writer_flush(w);
+    if (rc < 0)
+        gh_guile_error(who, (int)rc);
+    return scm_from_size_t(n);
+}
+
+static SCM conn_close(SCM conn)
+{
+    gh_netconn_t *nc = conn_nc(conn);
+    gh_writer_t *w = scm_foreign_object_ref(conn, CONN_W);
+    if (w)
+        (void)gh_writer_flush(w);
+    return scm_from_bool(gh_netconn_close(nc) == 0);
+}
+
+static SCM conn_remote_addr(SCM conn)
+{
+    return str_or_false(gh_netconn_remote_addr(conn_nc(conn)));
+}
+
+/* ---- probes: does the collector reclaim the request's C objects? ----------------------- */
+
+enum { PROBE_R, PROBE_W, PROBE_NSLOTS };
+
+/* Watch the request and response of req without retaining them (gh_probe_new: weak
+ * links). The probes are GC objects kept alive by the Scheme probe object. */
+static SCM req_probe(SCM req)
+{
+    const char *who = "gchttp-request-probe";
+    gh_probe_t *pr = gh_probe_new(req_r(req, who));
+    gh_probe_t *pw = gh_probe_new(req_w(req, who));
+    if (!pr || !pw)
+        gh_guile_error(who, GH_ENOMEM);
+    void *slots[PROBE_NSLOTS] = {pr, pw};
+    return scm_make_foreign_object_n(probe_type, PROBE_NSLOTS, slots);
+}
+
+/* #t once both the request and the response were found unreachable. */
+static SCM probe_collected_p(SCM probe)
+{
+    scm_assert_foreign_object_type(probe_type, probe);
+    const gh_probe_t *pr = scm_foreign_object_ref(probe, PROBE_R);
+    const gh_probe_t *pw = scm_foreign_object_ref(probe, PROBE_W);
+    return scm_from_bool(gh_probe_unreachable(pr) && gh_probe_unreachable(pw));
+}
+
+/* ---- the C handler: a gchttp worker enters Guile ---------------------------------------- */
+
+struct call {
+    gh_response_t *w;
+    gh_request_t *r;
+    SCM proc;
+    SCM req;
+};
+
+static SCM call_body(void *data)
+{
+    struct call *c = data;
+    SCM res = scm_call_1(c->proc, c->req);
+    if (scm_foreign_object_signed_ref(c->req, REQ_HIJACKED))
+        return SCM_UNSPECIFIED; /* the connection is the handler's now */
+    if (scm_c_nvalues(res) == 3) {
+        respond(c->w, scm_c_value_ref(res, 0), scm_c_value_ref(res, 1), scm_c_value_ref(res, 2));
+    } else if (scm_is_true(scm_list_p(res)) && scm_ilength(res) == 3) {
+        respond(c->w, scm_car(res), scm_cadr(res), scm_caddr(res));
+    } else {
+        scm_misc_error("gchttp handler",
+                       "handler must return (values status headers body) or a list "
+                       "(status headers body), got ~S",
+                       scm_list_1(res));
+    }
+    return SCM_UNSPECIFIED;
+}
+
+/* An error in the handler (or in its result): report it and answer 500 when nothing was
+ * sent yet. */
+static SCM call_error(void *data, SCM key, SCM args)
+{
+    struct call *c = data;
+    SCM port = scm_current_error_port();
+    scm_puts("gchttp: handler error: ", port);
+    scm_write(key, port);
+    scm_puts(" ", port);
+    scm_write(args, port);
+    scm_newline(port);
+    if (!scm_foreign_object_signed_ref(c->req, REQ_HIJACKED) && gh_response_status(c->w) == 0) {
+        gh_response_header_set(c->w, "Content-Type", "text/plain; charset=utf-8");
+        gh_response_write_header(c->w, 500);
+        gh_response_puts(c->w, "handler error\n");
+    }
+    return SCM_UNSPECIFIED;
+}
+
+static void *call_in_guile(void *data)
+{
+    struct call *c = data;
+    void *slots[REQ_NSLOTS] = {c->w, c->r, NULL};
+    c->req = scm_make_foreign_object_n(request_type, REQ_NSLOTS, slots);
+    scm_c_catch(SCM_BOOL_T, call_body, c, call_error, c, NULL, NULL);
+    /* The wrapper may outlive the request (the handler can keep it): cut its links so
+     * it never retains the server's request, response or connection. */
+    scm_foreign_object_set_x(c->req, REQ_W, NULL);
+    scm_foreign_object_set_x(c->req, REQ_R, NULL);
+    c->req = SCM_BOOL_F;
+    return NULL;
+}
+
+static void c_handler(gh_response_t *w, gh_request_t *r, void *data)
+{
+    /* data is the gh_ptrs_new block holding the procedure (see the top of the file). */
+    struct call c = {w, r, ((SCM *)data)[0], SCM_BOOL_F};
+    scm_with_guile(call_in_guile, &c);
+}
+
+/* ---- server procedures --------------------------------------------------------------------- */
+
+static void *close_without_guile(void *s)
+{
+    return (void *)(intptr_t)gh_server_close(s);
+}
+
+/* (gchttp-serve host port handler [max-workers]) -> server */
+static SCM serve(SCM host, SCM port, SCM handler, SCM max_workers)
+{
+    const char *who = "gchttp-serve";
+    if (scm_is_false(scm_procedure_p(handler)))
+        scm_wrong_type_arg_msg(who, 3, handler, "procedure");
+    SCM *box = gh_ptrs_new(1);
+    if (!box)
+        gh_guile_error(who, GH_ENOMEM);
+    box[0] = handler;
+
+    gh_server_config_t cfg;
+    gh_server_config_init(&cfg);
+    cfg.handler = c_handler;
+    cfg.handler_data = box;
+    if (!SCM_UNBNDP(max_workers))
+        cfg.max_workers = scm_to_int(max_workers);
+    gh_server_t *s = NULL;
+    int rc = gh_server_new(&s, &cfg);
+    if (rc < 0)
+        gh_guile_error(who, rc);
+    char *h = scm_to_utf8_string(host);
+    rc = gh_server_listen(s, h, scm_to_int(port));
+    free(h);
+    if (rc == 0)
+        rc = gh_server_start(s);
+    if (rc < 0) {
+        scm_without_guile(close_without_guile, s);
+        gh_guile_error(who, rc);
+    }
+    void *slots[SRV_NSLOTS] = {s, NULL};
+    return scm_make_foreign_object_n(server_type, SRV_NSLOTS, slots);
+}
+
+static SCM server_port(SCM srv)
+{
+    int p = gh_server_port(server_ptr(srv, "gchttp-server-port"), 0);
+    if (p < 0)
+        gh_guile_error("gchttp-server-port", p);
+    return scm_from_int(p);
+}
+
+/* Close listeners and connections and join the server's threads. The wait runs outside
+ * Guile mode: workers may be finishing a Scheme handler. */
+static SCM server_close(SCM srv)
+{
+    gh_server_t *s = server_ptr(srv, "gchttp-close");
+    scm_without_guile(close_without_guile, s);
+    scm_foreign_object_signed_set_x(srv, SRV_CLOSED, 1);
+    return SCM_UNSPECIFIED;
+}
+
+#define STAT(name, val) scm_cons(scm_from_utf8_symbol(name), scm_from_ulong((unsigned long)(val)))
+
+static SCM server_stats(SCM srv)
+{
+    gh_server_stats_t st;
+    gh_server_stats(server_ptr(srv, "gchttp-server-stats"), &st);
+    return scm_list_n(STAT("accepted", st.accepted), STAT("requests", st.requests),
+                      STAT("hijacked", st.hijacked), STAT("closed", st.closed),
+                      STAT("open-conns", st.open_conns), STAT("workers", st.workers),
+                      SCM_UNDEFINED);
+}
+
+/* How the shared collector is set up, for tests and curious users. */
+static SCM gc_info(void)
+{
+    return scm_list_n(
+        scm_cons(scm_from_utf8_symbol("gc-version"), scm_from_uint(GC_get_version())),
+        scm_cons(scm_from_utf8_symbol("all-interior-pointers"),
+                 scm_from_bool(GC_get_all_interior_pointers())),
+        scm_cons(scm_from_utf8_symbol("finalize-on-demand"),
+                 scm_from_bool(GC_get_finalize_on_demand())),
+        scm_cons(scm_from_utf8_symbol("obj-displacement"), scm_from_size_t(obj_displacement)),
+        scm_cons(scm_from_utf8_symbol("thread-registered"),
+                 scm_from_bool(GC_thread_is_registered())),
+        SCM_UNDEFINED);
+}
+
+/* Run a full collection from C with gchttp's stack scrubbing (gh_gc_collect). */
+static SCM collect(SCM n)
+{
+    gh_gc_collect(SCM_UNBNDP(n) ? 2 : scm_to_int(n));
+    return SCM_UNSPECIFIED;
+}
+
+/* ---- init ------------------------------------------------------------------------------ */
+
+struct disp_probe {
+    int x;
+};
+static gh_type_t disp_type = GH_TYPE_INIT_NOPTRS("guile-displacement", struct disp_probe);
+
+static SCM make_type(const char *name, int nslots, const char *const *slot_names)
+{
+    SCM slots = SCM_EOL;
+    for (int i = nslots; i-- > 0;)
+        slots = scm_cons(scm_from_utf8_symbol(slot_names[i]), slots);
+    return scm_make_foreign_object_type(scm_from_utf8_symbol(name), slots, NULL);
+}
+
+void init_gchttp(void)
+{
+    /* Guile has initialised the collector: this keeps its settings (no second GC_INIT)
+     * and allows the registration of gchttp's threads. */
+    gh_gc_init();
+
+    /* gchttp's object pointers are interior (base + header). gh_gc_init registers
+     * that displacement; a libgchttp from before it did would not, so measure the
+     * header on a real object and register it here too (idempotent, and a no-op with
+     * all-interior-pointers on). */
+    void *o = gh_obj_new(&disp_type);
+    if (o) {
+        obj_displacement = (size_t)((char *)o - (char *)GC_base(o));
+        GC_register_displacement(obj_displacement);
+    }
+
+    static const char *const srv_slots[] = {"server", "closed"};
+    static const char *const req_slots[] = {"response", "request", "hijacked"};
+    static const char *const conn_slots[] = {"netconn", "reader", "writer"};
+    static const char *const probe_slots[] = {"request-probe", "response-probe"};
+    server_type = make_type("gchttp-server", SRV_NSLOTS, srv_slots);
+    request_type = make_type("gchttp-request", REQ_NSLOTS, req_slots);
+    conn_type = make_type("gchttp-conn", CONN_NSLOTS, conn_slots);
+    probe_type = make_type("gchttp-probe", PROBE_NSLOTS, probe_slots);
+    /* The types are referenced from static storage: make them permanent roots (data
+     * segments of a dlopen'ed module are roots too, this only states it). */
+    scm_permanent_object(server_type);
+    scm_permanent_object(request_type);
+    scm_permanent_object(conn_type);
+    scm_permanent_object(probe_type);
+
+    scm_c_define_gsubr("gchttp-serve", 3, 1, 0, serve);
+    scm_c_define_gsubr("gchttp-server-port", 1, 0, 0, server_port);
+    scm_c_define_gsubr("gchttp-close", 1, 0, 0, server_close);
+    scm_c_define_gsubr("gchttp-server-stats", 1, 0, 0, server_stats);
+    scm_c_define_gsubr("gchttp-request-method", 1, 0, 0, req_method);
+    scm_c_define_gsubr("gchttp-request-target", 1, 0, 0, req_target);
+    scm_c_define_gsubr("gchttp-request-proto", 1, 0, 0, req_proto);
+    scm_c_define_gsubr("gchttp-request-host", 1, 0, 0, req_host);
+    scm_c_define_gsubr("gchttp-request-remote-addr", 1, 0, 0, req_remote_addr);
+    scm_c_define_gsubr("gchttp-request-headers", 1, 0, 0, req_headers);
+    scm_c_define_gsubr("gchttp-request-header", 2, 0, 0, req_header);
+    scm_c_define_gsubr("gchttp-request-body", 1, 1, 0, req_body);
+    scm_c_define_gsubr("gchttp-request-probe", 1, 0, 0, req_probe);
+    scm_c_define_gsubr("gchttp-probe-collected?", 1, 0, 0, probe_collected_p);
+    scm_c_define_gsubr("gchttp-hijack", 1, 2, 0, req_hijack);
+    scm_c_define_gsubr("gchttp-conn-read!", 4, 0, 0, conn_read_x);
+    scm_c_define_gsubr("gchttp-conn-write!", 2, 2, 0, conn_write_x);
+    scm_c_define_gsubr("gchttp-conn-close", 1, 0, 0, conn_close);
+    scm_c_define_gsubr("gchttp-conn-remote-addr", 1, 0, 0, conn_remote_addr);
+    scm_c_define_gsubr("gchttp-gc-info", 0, 0, 0, gc_info);
+    scm_c_define_gsubr("gchttp-gc-collect", 0, 1, 0, collect);
+}
