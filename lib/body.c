@@ -31,24 +31,19 @@ gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c)
     return b;
 }
 
-/* The body was read to its end while the handler runs. Bytes that were waiting when
- * the poller last looked (this body) made it stop watching, as Go's background read
- * stops at pipelined data; Go starts that read again at the body's end, and so do we:
- * a client that has already gone is then seen at once. */
+/* The body was read to its end. A hang-up that came while it was arriving was judged
+ * with the body still pending (gone); one judged "pipelined bytes" is looked at again
+ * now, as Go starts its background read at the body's end. */
 static void body_finished(gh__body_t *b)
 {
     gh_conn_t *c = b->conn;
     b->done = 1;
-    if (c)
-        __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
-    if (!c || b->closed)
+    if (!c)
         return;
-    pthread_mutex_lock(&c->mu);
-    gh_response_t *w = c->cur_req;
-    int rearm = w && !w->handler_done && !w->hijacked && !c->peer_gone && !c->watching;
-    pthread_mutex_unlock(&c->mu);
-    if (rearm)
-        gh__server_watch(c, 1);
+    __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
+    if (!b->closed && __atomic_load_n(&c->watching, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&c->rdhup_seen, __ATOMIC_SEQ_CST))
+        gh__conn_eval_hup(c, 0);
 }
 
 static int fail(gh__body_t *b, int err)

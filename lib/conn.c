@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -85,7 +87,7 @@ void gh__conn_peer_gone(gh_conn_t *c)
 {
     pthread_mutex_lock(&c->mu);
     c->peer_gone = 1;
-    c->watching = 0;
+    __atomic_store_n(&c->watching, 0, __ATOMIC_SEQ_CST);
     gh_response_t *w = c->cur_req;
     pthread_mutex_unlock(&c->mu);
     if (w) {
@@ -150,7 +152,7 @@ int gh__conn_poll_head(gh_conn_t *c)
     gh__reqhead_t h;
     int status = 0;
     c->r->nowait = 1;
-    for (int rounds = 0; rounds < 64; rounds++) {
+    for (;;) { /* edge-triggered: read until EAGAIN, a complete head or an error */
         const char *p;
         size_t have = gh_reader_buffered(c->bufr, &p);
         if (c->big_len == 0 && have) {
@@ -220,8 +222,6 @@ int gh__conn_poll_head(gh_conn_t *c)
             return -1;
         }
     }
-    c->r->nowait = 0;
-    return 0;
 }
 
 /* ---- errors the server answers itself --------------------------------------------- */
@@ -373,20 +373,85 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     return 1;
 }
 
-void gh__conn_serve(gh_conn_t *c)
+/* How long a worker waits on its own connection for the next request before parking
+ * it with the poller. While it waits, the next request costs no thread hand-off and no
+ * epoll_ctl: the kernel wakes this thread directly, as Go's per-connection goroutine is.
+ * Connections waiting for a worker always win: a queued one nudges a waiter (nudgefd)
+ * and it parks its own. */
+#define GH__STICKY_NS (2 * GH_SEC)
+
+/* 1: bytes (or a hang-up) to read; 0: park it with the poller; -1: close it. */
+__attribute__((noinline)) static int sticky_wait(gh_conn_t *c, gh_time_t idle_deadline)
 {
     gh_server_t *s = c->server;
-    const gh_server_config_t *cfg = gh__server_config(s);
-    for (int n = 0;; n++) {
+    int nudge, stop, rc = 0;
+    if (gh__server_queue_waiting(s))
+        return 0;
+    gh__server_wait_fds(s, &nudge, &stop);
+    gh_time_t until = gh_now() + GH__STICKY_NS;
+    if (idle_deadline && idle_deadline < until)
+        until = idle_deadline;
+    if (gh_fd_acquire(c->fd) < 0)
+        return -1;
+    __atomic_store_n(&c->phase, GH__PH_STICKY, __ATOMIC_RELEASE);
+    gh__server_active(c, 0);
+    gh__server_sticky(s, 1);
+    for (;;) {
+        gh_time_t now = gh_now();
+        if (now >= until) {
+            rc = idle_deadline && now >= idle_deadline ? -1 : 0;
+            break;
+        }
+        struct pollfd p[3] = {{gh_fd_fileno(c->fd), POLLIN | POLLRDHUP, 0},
+                              {nudge, POLLIN, 0},
+                              {stop, POLLIN, 0}};
+        int n = poll(p, 3, (int)((until - now) / GH_MSEC) + 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue; /* the collector's stop-the-world signal */
+            rc = -1;
+            break;
+        }
+        if (n == 0)
+            continue;
+        if (p[0].revents) {
+            rc = 1;
+            break;
+        }
+        if (p[2].revents) {
+            rc = -1; /* shutting down: an idle connection is closed */
+            break;
+        }
+        if (p[1].revents) {
+            uint64_t v;
+            if (read(nudge, &v, sizeof v) == (ssize_t)sizeof v) {
+                rc = 0;
+                break;
+            }
+            /* another waiter took the token */
+        }
+    }
+    gh_fd_release(c->fd);
+    gh__server_sticky(s, 0);
+    __atomic_store_n(&c->phase, GH__PH_FINISH, __ATOMIC_RELEASE);
+    gh__server_active(c, 1);
+    return rc;
+}
+
+void gh__conn_serve(gh_conn_t *c)
+{
+    const gh_server_config_t *cfg = gh__server_config(c->server);
+    for (;;) {
         __atomic_store_n(&c->phase, GH__PH_ACTIVE, __ATOMIC_RELEASE);
         if (!serve_one(c))
             return;
         __atomic_store_n(&c->phase, GH__PH_FINISH, __ATOMIC_RELEASE);
         gh__server_set_state(c, GH_STATE_IDLE);
-        /* A pipelined request may be buffered already: serve it on this thread
-         * (requests are answered in order, RFC 9112 §9.3.2). Bound the run so one
-         * connection cannot monopolise a worker. */
-        if (gh_reader_buffered(c->bufr, NULL) > 0 && n < 64) {
+        gh_time_t idle_deadline = cfg->idle_timeout ? gh_now() + cfg->idle_timeout : 0;
+        for (;;) {
+            /* Requests are answered in order (RFC 9112 §9.3.2): read what is there now.
+             * Edges raised from here on are remembered for gh__server_conn_park. */
+            __atomic_store_n(&c->in_edge, 0, __ATOMIC_SEQ_CST);
             c->req_start = gh_now();
             int rc = gh__conn_poll_head(c);
             if (rc < 0) {
@@ -398,11 +463,31 @@ void gh__conn_serve(gh_conn_t *c)
                     gh__conn_write_error(c, c->head_status, NULL, 1);
                     return;
                 }
-                continue;
+                break;
             }
+            if (gh_reader_buffered(c->bufr, NULL) > 0 || c->big_len) {
+                /* Part of a head: the poller waits for the rest, under the header
+                 * timeout, so that a slow client holds no worker. */
+                c->hdr_deadline =
+                    cfg->read_header_timeout ? c->req_start + cfg->read_header_timeout : 0;
+                if (gh__server_conn_park(c, GH__PH_WAIT_HEAD, c->hdr_deadline))
+                    continue;
+                return;
+            }
+            /* The finished request's frames lie below this one: clear them before
+             * waiting, or their stale slots keep its response and request alive for
+             * as long as this thread waits (boehm.md §3.1). */
+            gh_gc_scrub_stack();
+            int w = sticky_wait(c, idle_deadline);
+            if (w > 0)
+                continue;
+            if (w < 0) {
+                gh__server_conn_close(c);
+                return;
+            }
+            if (gh__server_conn_park(c, GH__PH_IDLE, idle_deadline))
+                continue;
+            return;
         }
-        (void)cfg;
-        gh__server_conn_idle(c);
-        return;
     }
 }

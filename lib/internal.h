@@ -41,14 +41,18 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
 /* Connection phases: who owns the connection now. Transitions:
  *   accept -> WAIT_HEAD (poller; header deadline from accept)
  *   WAIT_HEAD -(complete head)-> QUEUED -(worker)-> ACTIVE -(handler returns)-> FINISH
- *   FINISH -(keep-alive, nothing buffered)-> IDLE (poller; idle deadline)
- *   FINISH -(next head already buffered)-> ACTIVE
- *   IDLE -(first byte)-> WAIT_HEAD (header deadline from that byte)
+ *   FINISH -(next head readable now)-> ACTIVE
+ *   FINISH -> STICKY (the worker waits on the socket itself, a short while) -> FINISH
+ *   FINISH -(keep-alive, nothing to read)-> IDLE (parked with the poller; idle deadline)
+ *   IDLE|WAIT_HEAD -(edge: the poller claims it)-> PREAD -> WAIT_HEAD | QUEUED
+ *   IDLE|WAIT_HEAD -(bytes came while parking: the worker reclaims it)-> FINISH
  *   ACTIVE -(hijack)-> HIJACKED
  *   any -> LINGER (error answered; poller drains until EOF or 500 ms) -> CLOSED
  *   any -> CLOSED */
 enum {
     GH__PH_WAIT_HEAD = 1,
+    GH__PH_PREAD,     /* the poller is reading the head (claimed from IDLE/WAIT_HEAD) */
+    GH__PH_STICKY,    /* a worker waits on its own for the next request */
     GH__PH_QUEUED,
     GH__PH_ACTIVE,
     GH__PH_FINISH,
@@ -120,6 +124,8 @@ struct gh_conn_s {
     uint8_t peer_gone;  /* the poller saw the peer go away */
     uint8_t watching;   /* poller watches for disconnect (handler running) */
     uint8_t body_pending; /* the current request's body is not read to its end (atomic) */
+    uint8_t in_edge;    /* an edge came while a worker owned it (atomic) */
+    uint8_t rdhup_seen; /* a hang-up edge came (atomic) */
 };
 
 /*
@@ -230,8 +236,21 @@ gh__resp_extra_t *gh__resp_extra(gh_response_t *w);
 
 /* ---- server.c --------------------------------------------------------------------- */
 void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);
-/* The worker hands a connection back to the poller (keep-alive idle wait). */
-void gh__server_conn_idle(gh_conn_t *c);
+/* A worker hands c back to the poller, parked in phase ph (GH__PH_IDLE or
+ * GH__PH_WAIT_HEAD) until deadline (0: none). Returns 1 if the caller got it back at
+ * once (bytes arrived meanwhile: keep serving), 0 once the poller owns it or it was
+ * closed. */
+int gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline);
+/* Count c in or out of the active connections (graceful shutdown waits for them). */
+void gh__server_active(gh_conn_t *c, int on);
+/* The descriptors a worker waiting on its own connection also watches. */
+void gh__server_wait_fds(const gh_server_t *s, int *nudge, int *stop);
+/* 1 if a connection waits for a worker, or the server is stopping. */
+int gh__server_queue_waiting(gh_server_t *s);
+/* A worker starts (on=1) or stops waiting on its own connection. */
+void gh__server_sticky(gh_server_t *s, int on);
+/* A hang-up was seen while a handler runs: is the client gone? (hard: HUP/ERR) */
+void gh__conn_eval_hup(gh_conn_t *c, int hard);
 /* Lingering close of a connection after an error answer (poller drains then closes). */
 void gh__server_conn_linger(gh_conn_t *c);
 /* Close a connection the server owns and forget it. Any thread. */

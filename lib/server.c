@@ -60,12 +60,15 @@ struct gh_server_s {
     int lport[GH__MAX_LISTENERS];
     int n_listeners;
     int epfd, wakefd;
+    int nudgefd;             /* eventfd (semaphore): a queued connection needs a worker */
+    int stopfd;              /* eventfd: shutdown; wakes workers waiting on their own */
     size_t conns_cap;
     size_t hj_n, hj_cap;
     size_t q_head, q_len, q_cap;
     int n_workers, n_idle_workers, max_workers;
+    int n_sticky;            /* workers waiting on a connection of their own (atomic) */
     int started, stopping, closed, poller_running;
-    int active;              /* connections in QUEUED..FINISH */
+    int active;              /* connections in QUEUED..FINISH (atomic) */
     int open;                /* connections in conns[] */
     unsigned long next_id;
     gh_time_t accept_resume_at;
@@ -130,12 +133,14 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
     pthread_cond_init(&s->idle_cv, NULL);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->epfd < 0 || s->wakefd < 0) {
+    s->nudgefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC | EFD_SEMAPHORE);
+    s->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->epfd < 0 || s->wakefd < 0 || s->nudgefd < 0 || s->stopfd < 0) {
         int e = -errno;
-        if (s->epfd >= 0)
-            close(s->epfd);
-        if (s->wakefd >= 0)
-            close(s->wakefd);
+        int fds[] = {s->epfd, s->wakefd, s->nudgefd, s->stopfd};
+        for (int i = 0; i < 4; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
         return e;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_WAKE};
@@ -340,13 +345,17 @@ static int get_phase(const gh_conn_t *c) { return __atomic_load_n(&c->phase, __A
 
 static int is_active_phase(int ph) { return ph == GH__PH_QUEUED || ph == GH__PH_ACTIVE || ph == GH__PH_FINISH; }
 
-static void epoll_arm(gh_server_t *s, gh_conn_t *c, uint32_t events, int op)
+/* A connection is registered once, edge-triggered, and never modified: the steady
+ * state of a keep-alive connection costs no epoll_ctl. Who may read it is decided by its
+ * phase (lib/internal.h); an edge that arrives while a worker owns it is remembered in
+ * c->in_edge, and one that signals a hang-up in c->rdhup_seen, for that worker to act
+ * on when it hands the connection back or starts a handler. */
+static void epoll_add(gh_server_t *s, gh_conn_t *c)
 {
     struct epoll_event ev;
-    ev.events = events | EPOLLONESHOT;
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = ((uint64_t)(c->id & 0x3fffffffUL) << 32) | (uint32_t)c->fdnum;
-    if (epoll_ctl(s->epfd, op, c->fdnum, &ev) < 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
-        epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fdnum, &ev);
+    epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fdnum, &ev);
 }
 
 void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st)
@@ -369,11 +378,16 @@ void gh__server_count_request(gh_server_t *s, int bad)
 
 static void leave_active(gh_server_t *s, int was_active)
 {
-    if (was_active) {
-        s->active--;
-        if (s->active == 0)
-            pthread_cond_broadcast(&s->idle_cv);
-    }
+    if (was_active && __atomic_sub_fetch(&s->active, 1, __ATOMIC_SEQ_CST) == 0)
+        pthread_cond_broadcast(&s->idle_cv);
+}
+
+void gh__server_active(gh_conn_t *c, int on)
+{
+    if (on)
+        __atomic_add_fetch(&c->server->active, 1, __ATOMIC_SEQ_CST);
+    else
+        leave_active(c->server, 1);
 }
 
 void gh__server_conn_close(gh_conn_t *c)
@@ -411,25 +425,57 @@ void gh__server_conn_forget(gh_conn_t *c)
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fdnum, NULL);
 }
 
-void gh__server_conn_idle(gh_conn_t *c)
+int gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
 {
     gh_server_t *s = c->server;
+    int l = ph == GH__PH_IDLE ? GH__TL_IDLE : GH__TL_HEAD;
     pthread_mutex_lock(&s->mu);
-    if (s->stopping || get_phase(c) == GH__PH_CLOSED) {
+    int cur = get_phase(c);
+    if (cur == GH__PH_CLOSED || (s->stopping && ph == GH__PH_IDLE)) {
         pthread_mutex_unlock(&s->mu);
         gh__server_conn_close(c);
-        return;
+        return 0;
     }
-    leave_active(s, is_active_phase(get_phase(c)));
-    set_phase(c, GH__PH_IDLE);
+    leave_active(s, is_active_phase(cur));
+    set_phase(c, ph);
     /* The poller sleeps until the earliest deadline it knew of; a first entry in a
      * timer list is one it did not know, so wake it to recompute. */
-    int first = s->tl_head[GH__TL_IDLE] == NULL;
-    tl_add(s, c, GH__TL_IDLE, gh_now() + s->tl_dur[GH__TL_IDLE]);
+    int first = s->tl_head[l] == NULL;
+    if (deadline)
+        tl_add(s, c, l, deadline);
     pthread_mutex_unlock(&s->mu);
-    epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
-    if (first)
+    if (first && deadline)
         wake_poller(s);
+    /* Bytes (or a hang-up) that arrived since the caller's last read raised their edge
+     * while the caller owned the connection; no new edge will come for them. Take the
+     * connection back and read them, unless the poller was quicker. */
+    if (__atomic_exchange_n(&c->in_edge, 0, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&s->mu);
+        if (get_phase(c) == ph) {
+            tl_remove(s, c);
+            set_phase(c, GH__PH_FINISH);
+            __atomic_add_fetch(&s->active, 1, __ATOMIC_SEQ_CST);
+            pthread_mutex_unlock(&s->mu);
+            return 1;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return 0;
+}
+
+/* Read and drop what a lingering connection's client still sends; close at its end.
+ * Edge-triggered: read until EAGAIN. */
+static void linger_drain(gh_conn_t *c)
+{
+    char tmp[4096];
+    for (int i = 0; i < 64; i++) {
+        ssize_t k = gh_fd_read_nowait(c->fd, tmp, sizeof tmp);
+        if (k == GH_EAGAIN)
+            return;
+        if (k <= 0)
+            break;
+    }
+    gh__server_conn_close(c);
 }
 
 void gh__server_conn_linger(gh_conn_t *c)
@@ -443,21 +489,59 @@ void gh__server_conn_linger(gh_conn_t *c)
     }
     leave_active(s, is_active_phase(get_phase(c)));
     set_phase(c, GH__PH_LINGER);
-    int first = s->tl_head[GH__TL_LINGER] == NULL; /* see gh__server_conn_idle */
+    int first = s->tl_head[GH__TL_LINGER] == NULL; /* see gh__server_conn_park */
     tl_add(s, c, GH__TL_LINGER, gh_now() + GH__LINGER_NS);
     pthread_mutex_unlock(&s->mu);
-    epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
     if (first)
         wake_poller(s);
+    /* What is already there raised no edge the poller will see: drain it now. */
+    linger_drain(c);
+}
+
+static int pending_bytes(int fd);
+
+void gh__conn_eval_hup(gh_conn_t *c, int hard)
+{
+    /* Bytes waiting are a pipelined request, never "gone" (golang/go#23921) -- unless
+     * the request's body is still arriving: then they are that body, and a hang-up
+     * means the client is gone (golang/go#23262). */
+    int body_pending = __atomic_load_n(&c->body_pending, __ATOMIC_ACQUIRE);
+    if (!hard && !body_pending) {
+        int n = 0;
+        if (gh_fd_acquire(c->fd) == 0) {
+            n = pending_bytes(gh_fd_fileno(c->fd));
+            gh_fd_release(c->fd);
+        }
+        if (n > 0)
+            return;
+    }
+    gh__conn_peer_gone(c);
 }
 
 void gh__server_watch(gh_conn_t *c, int on)
 {
-    pthread_mutex_lock(&c->mu);
-    c->watching = on;
-    pthread_mutex_unlock(&c->mu);
-    if (on)
-        epoll_arm(c->server, c, EPOLLRDHUP, EPOLL_CTL_MOD);
+    __atomic_store_n(&c->watching, on, __ATOMIC_SEQ_CST);
+    /* A hang-up seen before the handler started (the edge came while the request
+     * waited for a worker) is acted on now. */
+    if (on && __atomic_load_n(&c->rdhup_seen, __ATOMIC_SEQ_CST))
+        gh__conn_eval_hup(c, 0);
+}
+
+void gh__server_wait_fds(const gh_server_t *s, int *nudge, int *stop)
+{
+    *nudge = s->nudgefd;
+    *stop = s->stopfd;
+}
+
+void gh__server_sticky(gh_server_t *s, int on)
+{
+    __atomic_add_fetch(&s->n_sticky, on ? 1 : -1, __ATOMIC_SEQ_CST);
+}
+
+int gh__server_queue_waiting(gh_server_t *s)
+{
+    return __atomic_load_n(&s->q_len, __ATOMIC_RELAXED) > 0 ||
+           __atomic_load_n(&s->stopping, __ATOMIC_RELAXED);
 }
 
 /* ---- the worker pool --------------------------------------------------------------- */
@@ -467,13 +551,13 @@ static void dispatch(gh_server_t *s, gh_conn_t *c)
 {
     tl_remove(s, c);
     set_phase(c, GH__PH_QUEUED);
-    s->active++;
+    __atomic_add_fetch(&s->active, 1, __ATOMIC_SEQ_CST);
     if (s->q_len == s->q_cap) {
         size_t cap = s->q_cap * 2;
         gh_conn_t **q = gh__ptrs_new(cap);
         if (!q) {
             /* Out of memory: drop the connection rather than the server. */
-            s->active--;
+            leave_active(s, 1);
             table_drop(s, c);
             set_phase(c, GH__PH_CLOSED);
             gh_fd_close(c->fd);
@@ -495,6 +579,15 @@ static void dispatch(gh_server_t *s, gh_conn_t *c)
             s->worker_tids[s->n_workers++] = t;
             s->st.workers = s->n_workers;
         }
+    } else {
+        /* Every worker is busy, some maybe waiting on a connection of their own for
+         * its next request: ask one of those to hand its connection back and take
+         * this one (one token per queued connection). */
+        uint64_t one = 1;
+        ssize_t k;
+        do
+            k = write(s->nudgefd, &one, sizeof one);
+        while (k < 0 && errno == EINTR);
     }
 }
 
@@ -596,7 +689,7 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
     tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
     pthread_mutex_unlock(&s->mu);
     gh__server_set_state(c, GH_STATE_NEW);
-    epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_ADD);
+    epoll_add(s, c);
 }
 
 static void do_accept(gh_server_t *s, int li)
@@ -634,69 +727,52 @@ static int pending_bytes(int fd)
     return n;
 }
 
-/* A readable (or hung-up) connection the poller owns. */
+/* An edge on a connection. */
 __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c, uint32_t ev)
 {
+    int hup = (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    __atomic_store_n(&c->in_edge, 1, __ATOMIC_SEQ_CST);
+    if (hup)
+        __atomic_store_n(&c->rdhup_seen, 1, __ATOMIC_SEQ_CST);
     int ph = get_phase(c);
-    if (ph == GH__PH_ACTIVE || ph == GH__PH_QUEUED || ph == GH__PH_FINISH) {
-        pthread_mutex_lock(&c->mu);
-        int watching = c->watching;
-        pthread_mutex_unlock(&c->mu);
-        if (!watching)
-            return;
-        /* Bytes waiting are a pipelined request or an unread body, never "gone"
-         * (golang/go#23921); stop watching, as Go's background read does. */
-        /* While the request's body is still arriving, waiting bytes are that body, not
-         * a next request: a hang-up then means the client is gone (golang/go#23262). */
-        int body_pending = __atomic_load_n(&c->body_pending, __ATOMIC_ACQUIRE);
-        if (!(ev & (EPOLLERR | EPOLLHUP)) && !body_pending && pending_bytes(c->fdnum) > 0) {
-            /* The one-shot watch is spent; the body reader re-arms it at the body's
-             * end (lib/body.c). */
-            pthread_mutex_lock(&c->mu);
-            c->watching = 0;
-            pthread_mutex_unlock(&c->mu);
-            return;
-        }
-        gh__conn_peer_gone(c);
-        return;
-    }
     if (ph == GH__PH_LINGER) {
-        char tmp[4096];
-        for (int i = 0; i < 16; i++) {
-            ssize_t k = gh_fd_read_nowait(c->fd, tmp, sizeof tmp);
-            if (k == GH_EAGAIN) {
-                epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
-                return;
-            }
-            if (k <= 0)
-                break;
-        }
-        gh__server_conn_close(c);
+        linger_drain(c);
         return;
     }
-    if (ph != GH__PH_WAIT_HEAD && ph != GH__PH_IDLE)
-        return;
-    if (!(ev & EPOLLIN) && pending_bytes(c->fdnum) == 0) {
-        /* Hung up while idle. */
-        gh__server_conn_close(c);
+    if (ph != GH__PH_WAIT_HEAD && ph != GH__PH_IDLE) {
+        /* A worker owns it. While its handler runs, a hang-up may mean the client is
+         * gone: the poller is the "background read" here. */
+        if (hup && __atomic_load_n(&c->watching, __ATOMIC_SEQ_CST))
+            gh__conn_eval_hup(c, (ev & (EPOLLHUP | EPOLLERR)) != 0);
         return;
     }
+    /* Parked: claim it (a worker handing it back may reclaim it concurrently). */
+    pthread_mutex_lock(&s->mu);
+    ph = get_phase(c);
+    if (ph != GH__PH_WAIT_HEAD && ph != GH__PH_IDLE) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    tl_remove(s, c);
     if (ph == GH__PH_IDLE) {
-        pthread_mutex_lock(&s->mu);
-        set_phase(c, GH__PH_WAIT_HEAD);
         gh_time_t now = gh_now();
         c->req_start = now;
         c->hdr_deadline = s->cfg.read_header_timeout ? now + s->cfg.read_header_timeout : 0;
-        tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
-        pthread_mutex_unlock(&s->mu);
     }
-    int rc = gh__conn_poll_head(c);
+    set_phase(c, GH__PH_PREAD);
+    pthread_mutex_unlock(&s->mu);
+    __atomic_store_n(&c->in_edge, 0, __ATOMIC_SEQ_CST);
+    int rc = gh__conn_poll_head(c); /* reads until EAGAIN: edges will not repeat */
     if (rc < 0) {
         gh__server_conn_close(c);
         return;
     }
     if (rc == 0) {
-        epoll_arm(s, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+        pthread_mutex_lock(&s->mu);
+        set_phase(c, GH__PH_WAIT_HEAD);
+        if (c->hdr_deadline)
+            tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
+        pthread_mutex_unlock(&s->mu);
         return;
     }
     if (c->head_status) {
@@ -730,6 +806,8 @@ static int expire_timers(gh_server_t *s)
             if (h->deadline <= now) {
                 victim = h;
                 tl_remove(s, h);
+                /* Not reclaimable by a worker from here on. */
+                set_phase(h, GH__PH_PREAD);
                 break;
             }
             if (!next || h->deadline < next)
@@ -768,8 +846,10 @@ static void close_idle(gh_server_t *s)
                 continue;
             int ph = get_phase(c);
             if (ph == GH__PH_IDLE || ph == GH__PH_LINGER ||
-                (ph == GH__PH_WAIT_HEAD && gh_reader_buffered(c->bufr, NULL) == 0 && !c->big_len))
+                (ph == GH__PH_WAIT_HEAD && gh_reader_buffered(c->bufr, NULL) == 0 && !c->big_len)) {
                 victim = c;
+                set_phase(c, GH__PH_PREAD); /* not reclaimable by a worker any more */
+            }
         }
         pthread_mutex_unlock(&s->mu);
         if (!victim)
@@ -844,6 +924,15 @@ static void close_listeners(gh_server_t *s)
     }
 }
 
+static void signal_stop(gh_server_t *s)
+{
+    uint64_t one = 1;
+    ssize_t k;
+    do
+        k = write(s->stopfd, &one, sizeof one);
+    while (k < 0 && errno == EINTR);
+}
+
 int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
 {
     pthread_mutex_lock(&s->mu);
@@ -851,10 +940,11 @@ int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
     close_listeners(s);
     pthread_mutex_unlock(&s->mu);
     wake_poller(s);
+    signal_stop(s);
     gh_time_t deadline = gh_now() + (timeout > 0 ? timeout : 0);
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    while (s->active > 0 || (s->open > 0 && !s->poller_running)) {
+    while (__atomic_load_n(&s->active, __ATOMIC_SEQ_CST) > 0 || (s->open > 0 && !s->poller_running)) {
         gh_time_t now = gh_now();
         if (now >= deadline) {
             rc = GH_ETIMEDOUT;
@@ -888,6 +978,7 @@ int gh_server_close(gh_server_t *s)
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     wake_poller(s);
+    signal_stop(s);
     if (s->poller_running && !pthread_equal(pthread_self(), s->poller)) {
         gh_thread_join(s->poller, NULL);
         s->poller_running = 0;
@@ -913,7 +1004,9 @@ int gh_server_close(gh_server_t *s)
             gh_thread_join(s->worker_tids[i], NULL);
     close(s->epfd);
     close(s->wakefd);
-    s->epfd = s->wakefd = -1;
+    close(s->nudgefd);
+    close(s->stopfd);
+    s->epfd = s->wakefd = s->nudgefd = s->stopfd = -1;
     return 0;
 }
 
@@ -924,9 +1017,11 @@ void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
     st->requests = __atomic_load_n(&s->st.requests, __ATOMIC_RELAXED);
     st->bad_requests = __atomic_load_n(&s->st.bad_requests, __ATOMIC_RELAXED);
     st->open_conns = s->open;
-    st->active_conns = s->active;
+    st->active_conns = __atomic_load_n(&s->active, __ATOMIC_SEQ_CST);
     st->workers = s->n_workers;
-    st->idle_workers = s->n_idle_workers;
+    /* A worker waiting on a connection of its own is idle too (and past its stack
+     * scrub, which tests rely on). */
+    st->idle_workers = s->n_idle_workers + __atomic_load_n(&s->n_sticky, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&s->mu);
 }
 

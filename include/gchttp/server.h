@@ -143,7 +143,8 @@ typedef struct gh_server_stats_s {
     int open_conns;              /*< connections owned by the server now */
     int active_conns;            /*< connections with a request in progress */
     int workers;                 /*< worker threads started */
-    int idle_workers;            /*< of which waiting for work */
+    int idle_workers;            /*< of which waiting for work (in the pool, or on a
+                                  *  keep-alive connection of their own) */
     unsigned long accept_backoffs; /*< EMFILE/ENFILE back-offs */
 } gh_server_stats_t;
 
