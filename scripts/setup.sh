@@ -15,7 +15,7 @@ set -eu
 
 # Everything the build, the tests and their clients need. Extend here, nowhere else.
 GH_DEB_PACKAGES="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check \
-curl python3 python3-websockets"
+curl python3 python3-websockets guile-3.0 guile-3.0-dev"
 
 GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
