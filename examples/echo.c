@@ -14,6 +14,8 @@
 
 #include <gchttp.h>
 
+#include "ex-signals.h"
+
 #define MAX_BODY (16u << 20)
 
 static void json_str(gh_response_t *w, const char *s, size_t n)
@@ -111,6 +113,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    static const int sigs[] = {SIGINT, SIGTERM, 0};
+    if (signals_init(sigs) < 0) {
+        perror("signals");
+        return 1;
+    }
     gh_gc_init();
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
@@ -127,13 +134,7 @@ int main(int argc, char **argv)
     }
     printf("listening on port %d\n", gh_server_port(srv, 0));
     fflush(stdout);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    int sig;
-    sigwait(&set, &sig);
+    signal_next();
     gh_server_shutdown(srv, 5 * GH_SEC);
     return 0;
 }

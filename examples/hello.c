@@ -11,6 +11,8 @@
 
 #include <gchttp.h>
 
+#include "ex-signals.h"
+
 static void hello(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)r;
@@ -44,6 +46,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    static const int sigs[] = {SIGINT, SIGTERM, 0};
+    if (signals_init(sigs) < 0) {
+        perror("signals");
+        return 1;
+    }
     gh_gc_init();
     cfg.handler = hello;
     gh_server_t *srv;
@@ -58,13 +65,7 @@ int main(int argc, char **argv)
     }
     printf("listening on port %d\n", gh_server_port(srv, 0));
     fflush(stdout);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    int sig;
-    sigwait(&set, &sig);
+    signal_next();
     gh_server_shutdown(srv, 5 * GH_SEC);
     return 0;
 }

@@ -737,50 +737,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     while (k < 0 && errno == EINTR);
 }
 
-/* Signals arrive through a self-pipe. Blocking them and calling sigwait is not enough
- * under bdwgc: a thread stopped for a collection waits in sigsuspend with SIGINT and
- * SIGTERM unblocked (so that a stuck process can be killed), and the default action
- * would then end the process instead of a clean shutdown. */
-static int sig_pipe[2] = {-1, -1};
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    if (write(sig_pipe[1], &b, 1) < 0) {
-        /* full: a signal is pending already */
-    }
-    errno = saved;
-}
-
-/* Install on_signal for each signal in sigs (0-terminated). */
-static int signals_init(const int *sigs)
-{
-    if (pipe2(sig_pipe, O_CLOEXEC) < 0)
-        return -1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    for (; *sigs; sigs++)
-        if (sigaction(*sigs, &sa, NULL) < 0)
-            return -1;
-    return 0;
-}
-
-/* The next signal received (blocks). */
-static int signal_next(void)
-{
-    for (;;) {
-        unsigned char b;
-        ssize_t k = read(sig_pipe[0], &b, 1);
-        if (k == 1)
-            return b;
-        if (k < 0 && errno != EINTR)
-            return SIGTERM;
-    }
-}
+#include "ex-signals.h"
 
 static void usage(FILE *f)
 {
