@@ -17,8 +17,9 @@
 #          LeakSanitizer with tools/lsan.supp: LSan does not scan the collector's heap,
 #             so malloc'd blocks referenced only from GC objects look leaked; the file
 #             names each such block.
-#        ASAN_EXCLUDE (space-separated suite names, e.g. "test-collect") skips suites;
-#        none is excluded by default.
+#        Suites and test cases that cannot work under ASan are listed, with the
+#        reason, in tools/asan-exclude; tools/asan-test.sh (the build's LOG_COMPILER)
+#        skips them.
 # Extra configure arguments: SAN_CONFIGURE_FLAGS. Exit 0 when every build's check passed.
 set -u
 src=$1
@@ -32,19 +33,12 @@ for san in "$@"; do
     log="$b/build.log"
     start=$(date +%s)
     printf '==> %s: configure, build, make check (log: %s)\n' "$san" "$log"
-    tests=""
+    make_args=""
     case "$san" in
     ubsan) flags=--enable-ubsan ;;
     asan)
         flags=--enable-asan
-        if [ -n "${ASAN_EXCLUDE:-}" ]; then
-            # TESTS without the excluded suites.
-            tests=$(cd "$src" && sed -n '/^GH_UNIT_TESTS = /,/^$/p' Makefile.am |
-                tr -d '\\' | tr ' \t' '\n\n' | grep '^tests/' |
-                grep -v -x -F "$(printf '%s\n' $ASAN_EXCLUDE | sed 's|^|tests/|')" |
-                tr '\n' ' ')
-            tests="TESTS=$tests tests/check-surface.sh"
-        fi
+        make_args="LOG_COMPILER=$(cd "$src" && pwd)/tools/asan-test.sh"
         ;;
     *)
         echo "unknown sanitizer: $san" >&2
@@ -68,8 +62,8 @@ for san in "$@"; do
         LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$srcabs/tools/lsan.supp:print_suppressions=0}
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
         export ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
-        if [ -n "$tests" ]; then
-            make -j"$jobs" check "$tests"
+        if [ -n "$make_args" ]; then
+            make -j"$jobs" check "$make_args"
         else
             make -j"$jobs" check
         fi
