@@ -31,6 +31,7 @@
 
 #include <gchttp.h>
 
+#include "../examples/ex-signals.h"
 #include "httpc.h"
 
 static double benchtime = 1.0;
@@ -174,13 +175,7 @@ static int serve(const char *addr)
     }
     printf("listening on port %d\n", gh_server_port(s, 0));
     fflush(stdout);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    int sig;
-    sigwait(&set, &sig);
+    signal_next();
     gh_server_close(s);
     return 0;
 }
@@ -435,6 +430,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "types"))
             show_types = 1;
         else if (!strcmp(a, "serve") && i + 1 < argc) {
+            /* Self-pipe, not sigwait: see examples/ex-signals.h. */
+            static const int sigs[] = {SIGINT, SIGTERM, 0};
+            if (signals_init(sigs) < 0) {
+                perror("signals");
+                return 1;
+            }
             gh_gc_init();
             return serve(argv[i + 1]);
         } else if (!strcmp(a, "retention") && i + 1 < argc)
