@@ -71,6 +71,8 @@ static int type_build(gh_type_t *t)
         size_t bit = (GH__OBJ_HDR + off) / sizeof(GC_word);
         bm[bit / wbits] |= (GC_word)1 << (bit % wbits);
     }
+    /* bm is kept on purpose (see above). */
+    /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
     t->_descr = (uintptr_t)GC_make_descriptor(bm, nwords);
     return 0;
 }

@@ -202,8 +202,13 @@ int gh_server_listen(gh_server_t *s, const char *host, int port)
     }
     freeaddrinfo(ai);
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
     socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
     int bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                          : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     pthread_mutex_lock(&s->mu);
@@ -363,7 +368,7 @@ void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st)
     gh_server_t *s = c->server;
     if (c->state == (int)st && st != GH_STATE_ACTIVE)
         return;
-    c->state = (int)st;
+    c->state = (int8_t)st;
     if (s->cfg.conn_state)
         s->cfg.conn_state(c, st, s->cfg.conn_state_data);
 }
@@ -569,6 +574,8 @@ static void dispatch(gh_server_t *s, gh_conn_t *c)
         s->q_cap = cap;
         s->q_head = 0;
     }
+    /* q_cap is never 0: 64 from gh_server_new, only doubled above. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     s->queue[(s->q_head + s->q_len) % s->q_cap] = c;
     s->q_len++;
     if (s->n_idle_workers > 0) {
@@ -695,7 +702,7 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
 static void do_accept(gh_server_t *s, int li)
 {
     for (int n = 0; n < 64; n++) {
-        struct sockaddr_storage peer;
+        struct sockaddr_storage peer = {0};
         socklen_t pl = sizeof peer;
         int fd = accept4(s->lfd[li], (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -1028,7 +1035,7 @@ void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
 const char *gh_conn_remote_addr(const gh_conn_t *c) { return c->remote ? c->remote : ""; }
 char *gh__sockname(int fd, int peer)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof ss;
     char buf[80];
     if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
