@@ -760,8 +760,12 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
         pthread_mutex_unlock(&s->mu);
         return;
     }
-    tl_remove(s, c);
+    /* A connection still waiting for its head keeps its place in the header timer list:
+     * its deadline did not change, and appending it again behind later deadlines would
+     * let it expire only when they do (the lists are FIFO, checked at the head). Only
+     * the poller expires timers, and it is the thread reading this head. */
     if (ph == GH__PH_IDLE) {
+        tl_remove(s, c);
         gh_time_t now = gh_now();
         c->req_start = now;
         c->hdr_deadline = s->cfg.read_header_timeout ? now + s->cfg.read_header_timeout : 0;
@@ -777,7 +781,7 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
     if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         set_phase(c, GH__PH_WAIT_HEAD);
-        if (c->hdr_deadline)
+        if (c->hdr_deadline && c->timer_list != GH__TL_HEAD)
             tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
         pthread_mutex_unlock(&s->mu);
         return;
