@@ -414,6 +414,38 @@ START_TEST(test_faults_slowloris_1000_tricklers_closed_at_header_timeout)
 }
 END_TEST
 
+START_TEST(test_faults_header_timeout_is_not_delayed_by_a_later_trickler)
+{
+    /* The header timer list is FIFO. A connects at 0 (deadline 1 s), B at 0.9 s (deadline
+     * 1.9 s); a byte from B, then one from A: A must still be closed at 1 s, not when B's
+     * later deadline reaches the head of the list. */
+    gh_server_config_t cfg;
+    config(&cfg);
+    cfg.read_header_timeout = 1000 * GH_MSEC;
+    start(&cfg);
+    gh_time_t t0 = gh_now();
+    int a = connect_srv();
+    ck_assert_int_eq(th_wait_closed(a, 900), 0); /* the pause; A is still open */
+    int b = connect_srv();
+    send_str(b, "G");
+    ck_assert_int_eq(th_wait_closed(b, 20), 0); /* the poller takes B's byte first */
+    send_str(a, "G");
+    ck_assert_int_eq(th_wait_closed(a, 3000), 1);
+    long took_a = ms_since(t0);
+    ck_assert_int_eq(th_wait_closed(b, 3000), 1);
+    long took_b = ms_since(t0);
+    fprintf(stderr,
+            "header timeout 1000 ms: A closed after %ld ms, B (connected at +900) after "
+            "%ld ms\n",
+            took_a, took_b);
+    ck_assert_int_ge(took_a, 1000);
+    ck_assert_int_le(took_a, 1500);
+    ck_assert_int_ge(took_b, 1900);
+    close(a);
+    close(b);
+}
+END_TEST
+
 /* ---- resets ---------------------------------------------------------------------------- */
 
 static int is_reset_err(int e)
@@ -690,6 +722,7 @@ Suite *test_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, GH_TEST_TIMEOUT);
     tcase_add_test(tc, test_faults_slowloris_1000_tricklers_closed_at_header_timeout);
+    tcase_add_test(tc, test_faults_header_timeout_is_not_delayed_by_a_later_trickler);
     tcase_add_test(tc, test_faults_soak_returns_descriptors_and_live_heap_to_baseline);
     suite_add_tcase(s, tc);
 
