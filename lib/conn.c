@@ -76,7 +76,7 @@ void gh__conn_write_failed(gh_conn_t *c, int err)
 {
     pthread_mutex_lock(&c->mu);
     if (!c->werr)
-        c->werr = err;
+        c->werr = (int16_t)err;
     gh_response_t *w = c->cur_req;
     pthread_mutex_unlock(&c->mu);
     if (w)
@@ -105,7 +105,7 @@ ssize_t gh__conn_reader_read(void *self, void *buf, size_t n)
     gh_conn_t *c = cr->conn;
     if (!c)
         return GH_EBADF;
-    ssize_t k = cr->nowait ? gh_fd_read_nowait(c->fd, buf, n) : gh_fd_read(c->fd, buf, n);
+    ssize_t k = c->read_nowait ? gh_fd_read_nowait(c->fd, buf, n) : gh_fd_read(c->fd, buf, n);
     /* End of stream counts too: while a request is being served the client closing
      * its side means it is gone (Go: handleReadError sees io.EOF). */
     if (k <= 0 && k != GH_EAGAIN && k != GH_ETIMEDOUT) {
@@ -151,7 +151,7 @@ int gh__conn_poll_head(gh_conn_t *c)
     size_t max = cfg->max_header_bytes;
     gh__reqhead_t h;
     int status = 0;
-    c->r->nowait = 1;
+    c->read_nowait = 1;
     for (;;) { /* edge-triggered: read until EAGAIN, a complete head or an error */
         const char *p;
         size_t have = gh_reader_buffered(c->bufr, &p);
@@ -161,7 +161,7 @@ int gh__conn_poll_head(gh_conn_t *c)
                 c->head_len = rc > 0 ? (uint32_t)rc : 0;
                 c->head_nfields = rc > 0 ? (uint32_t)h.n_fields : 0;
                 c->head_status = (int16_t)(rc > 0 ? 0 : status);
-                c->r->nowait = 0;
+                c->read_nowait = 0;
                 return 1;
             }
             if (have == gh_reader_size(c->bufr)) {
@@ -169,7 +169,7 @@ int gh__conn_poll_head(gh_conn_t *c)
                  * sets no limit; max_header_bytes does). */
                 if (big_append(c, p, have, max) < 0) {
                     c->head_status = 431;
-                    c->r->nowait = 0;
+                    c->read_nowait = 0;
                     return 1;
                 }
                 gh_reader_consume(c->bufr, have);
@@ -179,7 +179,7 @@ int gh__conn_poll_head(gh_conn_t *c)
             size_t old = c->big_len;
             if (big_append(c, p, have, max) < 0) {
                 c->head_status = 431;
-                c->r->nowait = 0;
+                c->read_nowait = 0;
                 return 1;
             }
             gh_reader_consume(c->bufr, have);
@@ -202,23 +202,23 @@ int gh__conn_poll_head(gh_conn_t *c)
                 c->head_len = (uint32_t)rc;
                 c->head_nfields = (uint32_t)h.n_fields;
                 c->head_status = 0;
-                c->r->nowait = 0;
+                c->read_nowait = 0;
                 return 1;
             }
             if (rc != GH_EAGAIN) {
                 c->head_status = (int16_t)status;
-                c->r->nowait = 0;
+                c->read_nowait = 0;
                 return 1;
             }
         }
     fill:;
         ssize_t k = gh_reader_fill(c->bufr);
         if (k == GH_EAGAIN) {
-            c->r->nowait = 0;
+            c->read_nowait = 0;
             return 0;
         }
         if (k <= 0) {
-            c->r->nowait = 0;
+            c->read_nowait = 0;
             return -1;
         }
     }
@@ -316,7 +316,6 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     gh_time_t now = gh_now();
     gh_fd_set_read_deadline(c->fd, cfg->read_timeout ? c->req_start + cfg->read_timeout : 0);
     gh_fd_set_write_deadline(c->fd, cfg->write_timeout ? now + cfg->write_timeout : 0);
-    c->nreq++;
     gh__server_set_state(c, GH_STATE_ACTIVE);
     gh__server_count_request(s, 0);
 

@@ -39,11 +39,11 @@ struct gh_ctx_s {
     gh_ctx_t **children; /* live children; slot i's child has index_in_parent == i */
     ctx_cb_t *cbs;
     /* not traced */
-    uint32_t n_children, cap_children;
-    uint32_t n_cbs, cap_cbs;
+    uint32_t n_children, n_cbs;
     uint32_t index_in_parent; /* guarded by the parent's stripe */
-    int reason; /* 0 while live; written under the stripe lock, read racily by gh_ctx_done */
-    long next_id;
+    int16_t reason; /* 0 while live; written under the stripe lock, read racily by gh_ctx_done */
+    uint8_t lg_children, lg_cbs; /* array capacities, log2 (0: no array) */
+    /* 40 bytes: with the object header and the typed-allocation word, a 64-byte block. */
 };
 
 static const size_t ctx_ptrs[] = {offsetof(struct gh_ctx_s, parent),
@@ -89,7 +89,6 @@ gh_ctx_t *gh_ctx_new(gh_ctx_t *parent)
     if (!c)
         return NULL;
     pthread_once(&stripes_once, stripes_init);
-    c->next_id = 1;
     if (!parent)
         return c;
     c->parent = parent;
@@ -97,8 +96,9 @@ gh_ctx_t *gh_ctx_new(gh_ctx_t *parent)
     if (parent->reason) {
         c->reason = parent->reason;
     } else {
-        if (parent->n_children == parent->cap_children) {
-            size_t cap = parent->cap_children ? parent->cap_children * 2 : 4;
+        size_t cur = parent->lg_children ? (size_t)1 << parent->lg_children : 0;
+        if (parent->n_children == cur) {
+            size_t cap = cur ? cur * 2 : 4;
             gh_ctx_t **nc = gh__ptrs_new(cap);
             if (!nc) {
                 pthread_mutex_unlock(lock_of(parent));
@@ -107,7 +107,7 @@ gh_ctx_t *gh_ctx_new(gh_ctx_t *parent)
             if (parent->n_children)
                 memcpy(nc, parent->children, parent->n_children * sizeof *nc);
             parent->children = nc;
-            parent->cap_children = (uint32_t)cap;
+            parent->lg_children = (uint8_t)(cur ? parent->lg_children + 1 : 2);
         }
         c->index_in_parent = parent->n_children;
         parent->children[parent->n_children++] = c;
@@ -130,9 +130,9 @@ static void unlink_from_parent(gh_ctx_t *c)
         p->children[p->n_children] = NULL;
         /* Shrink a mostly empty array, so a connection that once had many requests
          * in flight does not keep the large array forever. */
-        if (p->n_children == 0 && p->cap_children > 16) {
+        if (p->n_children == 0 && p->lg_children > 4) {
             p->children = NULL;
-            p->cap_children = 0;
+            p->lg_children = 0;
         }
     }
     pthread_mutex_unlock(lock_of(p));
@@ -142,22 +142,24 @@ void gh_ctx_cancel(gh_ctx_t *c, int reason)
 {
     if (!c)
         return;
-    if (reason >= 0)
+    if (reason >= 0 || reason < INT16_MIN)
         reason = GH_ECANCELED;
     pthread_mutex_lock(lock_of(c));
     if (c->reason) {
         pthread_mutex_unlock(lock_of(c));
         return;
     }
-    __atomic_store_n(&c->reason, reason, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->reason, (int16_t)reason, __ATOMIC_RELEASE);
     gh_ctx_t **kids = c->children;
     size_t nk = c->n_children;
     ctx_cb_t *cbs = c->cbs;
     size_t ncb = c->n_cbs;
     c->children = NULL;
-    c->n_children = c->cap_children = 0;
+    c->n_children = 0;
+    c->lg_children = 0;
     c->cbs = NULL;
-    c->n_cbs = c->cap_cbs = 0;
+    c->n_cbs = 0;
+    c->lg_cbs = 0;
     pthread_cond_broadcast(&stripe_of(c)->cv);
     pthread_mutex_unlock(lock_of(c));
 
@@ -205,8 +207,9 @@ long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_cb cb, void *data)
         cb(c, r, data);
         return 0;
     }
-    if (c->n_cbs == c->cap_cbs) {
-        size_t cap = c->cap_cbs ? c->cap_cbs * 2 : 2;
+    size_t cur = c->lg_cbs ? (size_t)1 << c->lg_cbs : 0;
+    if (c->n_cbs == cur) {
+        size_t cap = cur ? cur * 2 : 2;
         ctx_cb_t *n = gh__ptrs_new(cap * (sizeof(ctx_cb_t) / sizeof(void *)));
         if (!n) {
             pthread_mutex_unlock(lock_of(c));
@@ -215,9 +218,11 @@ long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_cb cb, void *data)
         if (c->n_cbs)
             memcpy(n, c->cbs, c->n_cbs * sizeof *n);
         c->cbs = n;
-        c->cap_cbs = (uint32_t)cap;
+        c->lg_cbs = (uint8_t)(cur ? c->lg_cbs + 1 : 1);
     }
-    long id = c->next_id++;
+    /* Ids are unique process-wide, so the context needs no counter of its own. */
+    static long next_id;
+    long id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     c->cbs[c->n_cbs].fn = cb;
     c->cbs[c->n_cbs].data = data;
     c->cbs[c->n_cbs].id = id;

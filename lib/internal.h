@@ -76,8 +76,7 @@ typedef struct gh__body gh__body_t;
  * Threads:   poller (non-blocking reads of a request head) or the worker.
  */
 struct gh__conn_reader {
-    gh_conn_t *conn;
-    int nowait; /* poller reads: never block */
+    gh_conn_t *conn; /* its mode (blocking or not) is conn->read_nowait */
 };
 
 /*
@@ -116,8 +115,7 @@ struct gh_conn_s {
     uint32_t big_len, big_cap;
     int phase;      /* GH__PH_* (atomic) */
     int fdnum;      /* descriptor number, the key in server->conns */
-    int werr;       /* first write error */
-    int nreq;
+    int16_t werr;   /* first write error (a GH_E* code) */
     int16_t head_status;    /* error status found by the poller (0: none) */
     int8_t state;   /* gh_conn_state_t last reported, -1 none yet */
     uint8_t timer_list; /* GH__TL_* */
@@ -126,6 +124,7 @@ struct gh_conn_s {
     uint8_t body_pending; /* the current request's body is not read to its end (atomic) */
     uint8_t in_edge;    /* an edge came while a worker owned it (atomic) */
     uint8_t rdhup_seen; /* a hang-up edge came (atomic) */
+    uint8_t read_nowait; /* the connReader must not block (the poller reads a head) */
 };
 
 /*
@@ -183,7 +182,7 @@ struct gh__body {
     size_t total;               /* decoded bytes read */
 };
 
-#define GH__INLINE_HDR 144
+#define GH__INLINE_HDR 128
 #define GH__PREBUF_SIZE 2047 /* gh_bytes_good_size(2048) */
 
 /*
@@ -203,7 +202,8 @@ typedef struct gh__resp_extra {
 /*
  * response: see gchttp/response.h.
  * Alloc:     gh_obj_new per request; headers live inline up to GH__INLINE_HDR bytes,
- *            then in an atomic block. Laid out to stay within a 256-byte GC object.
+ *            then in an atomic block. Laid out to stay within a 240-byte GC block (with
+ *            the object header and the typed-allocation word).
  * Kept by:   conn->cur_req, the handler.
  */
 struct gh_response_s {
