@@ -304,13 +304,22 @@ static void tl_add(gh_server_t *s, gh_conn_t *c, int l, gh_time_t deadline)
         return; /* that timeout is disabled */
     c->deadline = deadline;
     c->timer_list = l;
-    c->tprev = s->tl_tail[l];
-    c->tnext = NULL;
-    if (s->tl_tail[l])
-        s->tl_tail[l]->tnext = c;
+    /* Each list holds one duration, so deadlines arrive nearly in order; but a worker
+     * parks a connection with a deadline computed up to a sticky wait earlier. Insert
+     * in order, walking from the tail: the poller only ever looks at the head. */
+    gh_conn_t *after = s->tl_tail[l];
+    while (after && after->deadline > deadline)
+        after = after->tprev;
+    c->tprev = after;
+    c->tnext = after ? after->tnext : s->tl_head[l];
+    if (c->tnext)
+        c->tnext->tprev = c;
+    else
+        s->tl_tail[l] = c;
+    if (after)
+        after->tnext = c;
     else
         s->tl_head[l] = c;
-    s->tl_tail[l] = c;
 }
 
 static int table_put(gh_server_t *s, gh_conn_t *c)
