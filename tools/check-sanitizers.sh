@@ -18,8 +18,9 @@
 #             so malloc'd blocks referenced only from GC objects look leaked; the file
 #             names each such block.
 #        Suites and test cases that cannot work under ASan are listed, with the
-#        reason, in tools/asan-exclude; tools/asan-test.sh (the build's LOG_COMPILER)
-#        skips them.
+#        reason, in tools/sanitizer-exclude.
+# Both builds run their tests through tools/sanitizer-test.sh (LOG_COMPILER), which
+# skips what tools/sanitizer-exclude lists for that sanitizer.
 # Extra configure arguments: SAN_CONFIGURE_FLAGS. Exit 0 when every build's check passed.
 set -u
 src=$1
@@ -33,12 +34,11 @@ for san in "$@"; do
     log="$b/build.log"
     start=$(date +%s)
     printf '==> %s: configure, build, make check (log: %s)\n' "$san" "$log"
-    make_args=""
+    make_args="LOG_COMPILER=$(cd "$src" && pwd)/tools/sanitizer-test.sh"
     case "$san" in
     ubsan) flags=--enable-ubsan ;;
     asan)
         flags=--enable-asan
-        make_args="LOG_COMPILER=$(cd "$src" && pwd)/tools/asan-test.sh"
         ;;
     *)
         echo "unknown sanitizer: $san" >&2
@@ -62,11 +62,9 @@ for san in "$@"; do
         LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$srcabs/tools/lsan.supp:print_suppressions=0}
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
         export ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
-        if [ -n "$make_args" ]; then
-            make -j"$jobs" check "$make_args"
-        else
-            make -j"$jobs" check
-        fi
+        SAN=$san
+        export SAN
+        make -j"$jobs" check "$make_args"
     ) >>"$log" 2>&1 || check_rc=$?
     grep -E '^# (TOTAL|PASS|FAIL|ERROR|SKIP|XFAIL):' "$log" | tail -n 6 | sed "s/^/$san: /"
     if [ "$check_rc" -ne 0 ]; then

@@ -1,6 +1,7 @@
 #!/bin/sh
-# tools/asan-test.sh: LOG_COMPILER of the ASan build of `make check-sanitizers`. Runs a
-# test as usual unless tools/asan-exclude lists it: a suite listed alone is skipped
+# tools/sanitizer-test.sh: LOG_COMPILER of the builds of `make check-sanitizers`; SAN
+# (ubsan, asan) names the build. Runs a test as usual unless tools/sanitizer-exclude
+# lists it for SAN: a suite listed alone is skipped
 # (exit 77); a suite listed with test cases runs its other cases, one CK_RUN_CASE at a
 # time (the cases are read from the suite's tcase_create calls in tests/SUITE.c).
 # Needs top_srcdir (TESTS_ENVIRONMENT sets it).
@@ -8,14 +9,15 @@ set -u
 test=$1
 name=${test##*/}
 name=${name%.exe}
-excl="${top_srcdir:-.}/tools/asan-exclude"
-entry=$(sed -e 's/#.*//' "$excl" | awk -v n="$name" '$1 == n { $1 = ""; print "x" $0 }')
+excl="${top_srcdir:-.}/tools/sanitizer-exclude"
+entry=$(sed -e 's/#.*//' "$excl" |
+    awk -v s="${SAN:-}" -v n="$name" '$1 == s && $2 == n { $1 = ""; $2 = ""; print "x" $0 }')
 if [ -z "$entry" ]; then
     exec "$@"
 fi
 skip=${entry#x}
 if [ -z "$(echo "$skip" | tr -d ' ')" ]; then
-    echo "$name: skipped under ASan (see tools/asan-exclude)"
+    echo "$name: skipped under $SAN (see tools/sanitizer-exclude)"
     exit 77
 fi
 src="${top_srcdir:-.}/tests/$name.c"
@@ -24,7 +26,7 @@ rc=0
 for c in $cases; do
     case " $skip " in
     *" $c "*)
-        echo "$name: test case $c skipped under ASan (see tools/asan-exclude)"
+        echo "$name: test case $c skipped under $SAN (see tools/sanitizer-exclude)"
         continue
         ;;
     esac
