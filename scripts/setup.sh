@@ -14,8 +14,10 @@
 set -eu
 
 # Everything the build, the tests and their clients need. Extend here, nowhere else.
+# clang + libclang-rt-14-dev: make fuzz (libFuzzer); cppcheck, clang-tidy: make lint.
 GH_DEB_PACKAGES="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check \
-curl python3 python3-websockets guile-3.0 guile-3.0-dev"
+curl python3 python3-websockets guile-3.0 guile-3.0-dev \
+clang libclang-rt-14-dev cppcheck clang-tidy"
 
 GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
