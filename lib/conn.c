@@ -448,9 +448,7 @@ void gh__conn_serve(gh_conn_t *c)
         gh__server_set_state(c, GH_STATE_IDLE);
         gh_time_t idle_deadline = cfg->idle_timeout ? gh_now() + cfg->idle_timeout : 0;
         for (;;) {
-            /* Requests are answered in order (RFC 9112 §9.3.2): read what is there now.
-             * Edges raised from here on are remembered for gh__server_conn_park. */
-            __atomic_store_n(&c->in_edge, 0, __ATOMIC_SEQ_CST);
+            /* Requests are answered in order (RFC 9112 §9.3.2): read what is there now. */
             c->req_start = gh_now();
             int rc = gh__conn_poll_head(c);
             if (rc < 0) {
@@ -469,8 +467,7 @@ void gh__conn_serve(gh_conn_t *c)
                  * timeout, so that a slow client holds no worker. */
                 c->hdr_deadline =
                     cfg->read_header_timeout ? c->req_start + cfg->read_header_timeout : 0;
-                if (gh__server_conn_park(c, GH__PH_WAIT_HEAD, c->hdr_deadline))
-                    continue;
+                gh__server_conn_park(c, GH__PH_WAIT_HEAD, c->hdr_deadline);
                 return;
             }
             /* The finished request's frames lie below this one: clear them before
@@ -484,8 +481,7 @@ void gh__conn_serve(gh_conn_t *c)
                 gh__server_conn_close(c);
                 return;
             }
-            if (gh__server_conn_park(c, GH__PH_IDLE, idle_deadline))
-                continue;
+            gh__server_conn_park(c, GH__PH_IDLE, idle_deadline);
             return;
         }
     }

@@ -45,7 +45,6 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
  *   FINISH -> STICKY (the worker waits on the socket itself, a short while) -> FINISH
  *   FINISH -(keep-alive, nothing to read)-> IDLE (parked with the poller; idle deadline)
  *   IDLE|WAIT_HEAD -(edge: the poller claims it)-> PREAD -> WAIT_HEAD | QUEUED
- *   IDLE|WAIT_HEAD -(bytes came while parking: the worker reclaims it)-> FINISH
  *   ACTIVE -(hijack)-> HIJACKED
  *   any -> LINGER (error answered; poller drains until EOF or 500 ms) -> CLOSED
  *   any -> CLOSED */
@@ -122,7 +121,6 @@ struct gh_conn_s {
     uint8_t peer_gone;  /* the poller saw the peer go away */
     uint8_t watching;   /* poller watches for disconnect (handler running) */
     uint8_t body_pending; /* the current request's body is not read to its end (atomic) */
-    uint8_t in_edge;    /* an edge came while a worker owned it (atomic) */
     uint8_t rdhup_seen; /* a hang-up edge came (atomic) */
     uint8_t read_nowait; /* the connReader must not block (the poller reads a head) */
 };
@@ -237,10 +235,8 @@ gh__resp_extra_t *gh__resp_extra(gh_response_t *w);
 /* ---- server.c --------------------------------------------------------------------- */
 void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);
 /* A worker hands c back to the poller, parked in phase ph (GH__PH_IDLE or
- * GH__PH_WAIT_HEAD) until deadline (0: none). Returns 1 if the caller got it back at
- * once (bytes arrived meanwhile: keep serving), 0 once the poller owns it or it was
- * closed. */
-int gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline);
+ * GH__PH_WAIT_HEAD) until deadline (0: none), or closes it when the server stops. */
+void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline);
 /* Count c in or out of the active connections (graceful shutdown waits for them). */
 void gh__server_active(gh_conn_t *c, int on);
 /* The descriptors a worker waiting on its own connection also watches. */

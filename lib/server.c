@@ -359,17 +359,25 @@ static int get_phase(const gh_conn_t *c) { return __atomic_load_n(&c->phase, __A
 
 static int is_active_phase(int ph) { return ph == GH__PH_QUEUED || ph == GH__PH_ACTIVE || ph == GH__PH_FINISH; }
 
-/* A connection is registered once, edge-triggered, and never modified: the steady
- * state of a keep-alive connection costs no epoll_ctl. Who may read it is decided by its
- * phase (lib/internal.h); an edge that arrives while a worker owns it is remembered in
- * c->in_edge, and one that signals a hang-up in c->rdhup_seen, for that worker to act
- * on when it hands the connection back or starts a handler. */
-static void epoll_add(gh_server_t *s, gh_conn_t *c)
+/* Connections are edge-triggered. While the poller owns one (parked, or its head being
+ * read) it watches for input; while a worker owns it, only for a hang-up (the
+ * "background read" of Go): requests that follow on a busy keep-alive connection then
+ * wake only the worker that waits for them, never the poller, and cost no epoll_ctl.
+ * Changing the interest back to input reports input that is already there, so nothing
+ * that arrived in between is missed. A hang-up edge is remembered in c->rdhup_seen for
+ * the worker to act on when its handler starts. */
+static void epoll_interest(gh_server_t *s, gh_conn_t *c, int input, int op)
 {
     struct epoll_event ev;
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.events = (input ? EPOLLIN : 0) | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = ((uint64_t)(c->id & 0x3fffffffUL) << 32) | (uint32_t)c->fdnum;
-    epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fdnum, &ev);
+    /* Another thread may close the connection meanwhile: holding the descriptor keeps
+     * its number from being reused (and re-registered for another connection) under
+     * this call. */
+    if (gh_fd_acquire(c->fd) < 0)
+        return;
+    epoll_ctl(s->epfd, op, c->fdnum, &ev);
+    gh_fd_release(c->fd);
 }
 
 void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st)
@@ -439,7 +447,7 @@ void gh__server_conn_forget(gh_conn_t *c)
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fdnum, NULL);
 }
 
-int gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
+void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
 {
     gh_server_t *s = c->server;
     int l = ph == GH__PH_IDLE ? GH__TL_IDLE : GH__TL_HEAD;
@@ -448,7 +456,7 @@ int gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
     if (cur == GH__PH_CLOSED || (s->stopping && ph == GH__PH_IDLE)) {
         pthread_mutex_unlock(&s->mu);
         gh__server_conn_close(c);
-        return 0;
+        return;
     }
     leave_active(s, is_active_phase(cur));
     set_phase(c, ph);
@@ -460,21 +468,9 @@ int gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
     pthread_mutex_unlock(&s->mu);
     if (first && deadline)
         wake_poller(s);
-    /* Bytes (or a hang-up) that arrived since the caller's last read raised their edge
-     * while the caller owned the connection; no new edge will come for them. Take the
-     * connection back and read them, unless the poller was quicker. */
-    if (__atomic_exchange_n(&c->in_edge, 0, __ATOMIC_SEQ_CST)) {
-        pthread_mutex_lock(&s->mu);
-        if (get_phase(c) == ph) {
-            tl_remove(s, c);
-            set_phase(c, GH__PH_FINISH);
-            __atomic_add_fetch(&s->active, 1, __ATOMIC_SEQ_CST);
-            pthread_mutex_unlock(&s->mu);
-            return 1;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-    return 0;
+    /* Input that arrived since the caller's last read is reported by this change of
+     * interest, to the poller, which then owns the connection. */
+    epoll_interest(s, c, 1, EPOLL_CTL_MOD);
 }
 
 /* Read and drop what a lingering connection's client still sends; close at its end.
@@ -508,8 +504,8 @@ void gh__server_conn_linger(gh_conn_t *c)
     pthread_mutex_unlock(&s->mu);
     if (first)
         wake_poller(s);
-    /* What is already there raised no edge the poller will see: drain it now. */
-    linger_drain(c);
+    /* Input already there is reported by this change of interest. */
+    epoll_interest(s, c, 1, EPOLL_CTL_MOD);
 }
 
 static int pending_bytes(int fd);
@@ -705,7 +701,7 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
     tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
     pthread_mutex_unlock(&s->mu);
     gh__server_set_state(c, GH_STATE_NEW);
-    epoll_add(s, c);
+    epoll_interest(s, c, 1, EPOLL_CTL_ADD);
 }
 
 static void do_accept(gh_server_t *s, int li)
@@ -747,7 +743,6 @@ static int pending_bytes(int fd)
 __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c, uint32_t ev)
 {
     int hup = (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-    __atomic_store_n(&c->in_edge, 1, __ATOMIC_SEQ_CST);
     if (hup)
         __atomic_store_n(&c->rdhup_seen, 1, __ATOMIC_SEQ_CST);
     int ph = get_phase(c);
@@ -781,7 +776,6 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
     }
     set_phase(c, GH__PH_PREAD);
     pthread_mutex_unlock(&s->mu);
-    __atomic_store_n(&c->in_edge, 0, __ATOMIC_SEQ_CST);
     int rc = gh__conn_poll_head(c); /* reads until EAGAIN: edges will not repeat */
     if (rc < 0) {
         gh__server_conn_close(c);
@@ -800,6 +794,9 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
         gh__conn_write_error(c, c->head_status, NULL, 0);
         return;
     }
+    /* A worker will own it: watch for a hang-up only. Done before the hand-over, so that
+     * this change cannot land after the worker has already parked it again. */
+    epoll_interest(s, c, 0, EPOLL_CTL_MOD);
     pthread_mutex_lock(&s->mu);
     if (s->closed) {
         pthread_mutex_unlock(&s->mu);
