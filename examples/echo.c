@@ -14,7 +14,7 @@
 
 #include <gchttp.h>
 
-#include "ex-signals.h"
+#include "ex-common.h"
 
 #define MAX_BODY (16u << 20)
 
@@ -113,27 +113,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    static const int sigs[] = {SIGINT, SIGTERM, 0};
-    if (signals_init(sigs) < 0) {
-        perror("signals");
-        return 1;
-    }
-    gh_gc_init();
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = echo;
-    gh_server_t *srv;
-    int rc = gh_server_new(&srv, &cfg);
-    if (rc == 0)
-        rc = gh_server_listen_addr(srv, listen);
-    if (rc == 0)
-        rc = gh_server_start(srv);
-    if (rc < 0) {
-        fprintf(stderr, "echo: %s: %s\n", listen, gh_strerror(rc));
+    gh_server_t *srv = ex_start("echo", &cfg, listen, NULL);
+    if (!srv)
         return 1;
-    }
-    printf("listening on port %d\n", gh_server_port(srv, 0));
-    fflush(stdout);
     signal_next();
     gh_server_shutdown(srv, 5 * GH_SEC);
     return 0;

@@ -11,7 +11,7 @@
 
 #include <gchttp.h>
 
-#include "ex-signals.h"
+#include "ex-common.h"
 
 static void hello(gh_response_t *w, gh_request_t *r, void *data)
 {
@@ -46,25 +46,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    static const int sigs[] = {SIGINT, SIGTERM, 0};
-    if (signals_init(sigs) < 0) {
-        perror("signals");
-        return 1;
-    }
-    gh_gc_init();
     cfg.handler = hello;
-    gh_server_t *srv;
-    int rc = gh_server_new(&srv, &cfg);
-    if (rc == 0)
-        rc = gh_server_listen_addr(srv, listen);
-    if (rc == 0)
-        rc = gh_server_start(srv);
-    if (rc < 0) {
-        fprintf(stderr, "hello: %s: %s\n", listen, gh_strerror(rc));
+    gh_server_t *srv = ex_start("hello", &cfg, listen, NULL);
+    if (!srv)
         return 1;
-    }
-    printf("listening on port %d\n", gh_server_port(srv, 0));
-    fflush(stdout);
     signal_next();
     gh_server_shutdown(srv, 5 * GH_SEC);
     return 0;

@@ -154,7 +154,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     }
 }
 
-#include "ex-signals.h"
+#include "ex-common.h"
 
 static void usage(FILE *f)
 {
@@ -187,29 +187,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    static const int sigs[] = {SIGINT, SIGTERM, 0};
-    if (signals_init(sigs) < 0) {
-        perror("longpoll: signals");
-        return 1;
-    }
-    gh_gc_init();
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = on_request;
     /* Waiters hold workers: allow plenty. */
     cfg.max_workers = 256;
-    gh_server_t *srv;
-    int rc = gh_server_new(&srv, &cfg);
-    if (rc == 0)
-        rc = gh_server_listen_addr(srv, listen);
-    if (rc == 0)
-        rc = gh_server_start(srv);
-    if (rc < 0) {
-        fprintf(stderr, "longpoll: %s: %s\n", listen, gh_strerror(rc));
+    gh_server_t *srv = ex_start("longpoll", &cfg, listen, NULL);
+    if (!srv)
         return 1;
-    }
-    printf("listening on port %d\n", gh_server_port(srv, 0));
-    fflush(stdout);
     signal_next();
     /* Wake every waiter (503) so that the graceful shutdown need not wait for them. */
     pthread_mutex_lock(&mu);

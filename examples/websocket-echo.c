@@ -737,7 +737,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     while (k < 0 && errno == EINTR);
 }
 
-#include "ex-signals.h"
+#include "ex-common.h"
 
 static void usage(FILE *f)
 {
@@ -778,11 +778,11 @@ int main(int argc, char **argv)
     }
     table_size = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MAX_TABLE ? (int)rl.rlim_cur
                                                                                : MAX_TABLE;
-    static const int sigs[] = {SIGINT, SIGTERM, SIGUSR1, 0};
+    static const int extra_sigs[] = {SIGUSR1, 0};
     gh_gc_init();
     conns = gh_ptrs_new((size_t)table_size);
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!conns || epfd < 0 || pipe2(kick, O_CLOEXEC) < 0 || signals_init(sigs) < 0) {
+    if (!conns || epfd < 0 || pipe2(kick, O_CLOEXEC) < 0) {
         fprintf(stderr, "websocket-echo: cannot set up the event loop\n");
         return 1;
     }
@@ -790,24 +790,17 @@ int main(int argc, char **argv)
     struct epoll_event kev = {.events = EPOLLIN, .data.fd = kick[0]};
     epoll_ctl(epfd, EPOLL_CTL_ADD, kick[0], &kev);
     pthread_t loop;
-    int rc = gh_thread_start(&loop, loop_main, NULL);
+    if (gh_thread_start(&loop, loop_main, NULL) != 0) {
+        fprintf(stderr, "websocket-echo: cannot start the event loop\n");
+        return 1;
+    }
 
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = on_request;
-    gh_server_t *srv = NULL;
-    if (rc == 0)
-        rc = gh_server_new(&srv, &cfg);
-    if (rc == 0)
-        rc = gh_server_listen_addr(srv, listen);
-    if (rc == 0)
-        rc = gh_server_start(srv);
-    if (rc < 0) {
-        fprintf(stderr, "websocket-echo: %s: %s\n", listen, gh_strerror(rc));
+    gh_server_t *srv = ex_start("websocket-echo", &cfg, listen, extra_sigs);
+    if (!srv)
         return 1;
-    }
-    printf("listening on port %d\n", gh_server_port(srv, 0));
-    fflush(stdout);
     while (signal_next() == SIGUSR1) {
         if (stats_on) {
             char buf[128];

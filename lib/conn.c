@@ -377,7 +377,7 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
  * epoll_ctl: the kernel wakes this thread directly, as Go's per-connection goroutine is.
  * Connections waiting for a worker always win: a queued one nudges a waiter (nudgefd)
  * and it parks its own. */
-#define GH__STICKY_NS (2 * GH_SEC)
+#define GH__STICKY_NS (20 * GH_MSEC)
 
 /* 1: bytes (or a hang-up) to read; 0: park it with the poller; -1: close it. */
 __attribute__((noinline)) static int sticky_wait(gh_conn_t *c, gh_time_t idle_deadline)

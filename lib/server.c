@@ -29,6 +29,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gc/gc.h>
+
 #include "internal.h"
 
 #define GH__MAX_LISTENERS 8
@@ -270,6 +272,12 @@ int gh_server_start(gh_server_t *s)
     s->started = 1;
     s->poller_running = 1;
     pthread_mutex_unlock(&s->mu);
+    if (s->cfg.gc_heap_min >= 0) {
+        size_t want = s->cfg.gc_heap_min ? (size_t)s->cfg.gc_heap_min : (size_t)16 << 20;
+        size_t have = GC_get_heap_size();
+        if (have < want)
+            (void)GC_expand_hp(want - have); /* a hint: failure only means more collections */
+    }
     int rc = gh_thread_start(&s->poller, poller_main, s);
     if (rc) {
         s->poller_running = 0;
