@@ -31,7 +31,7 @@
 
 #include <gchttp.h>
 
-#include "../examples/ex-signals.h"
+#include "../examples/ex-common.h"
 #include "httpc.h"
 
 static double benchtime = 1.0;
