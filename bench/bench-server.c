@@ -430,7 +430,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "types"))
             show_types = 1;
         else if (!strcmp(a, "serve") && i + 1 < argc) {
-            /* Self-pipe, not sigwait: see examples/ex-signals.h. */
+            /* Self-pipe, not sigwait: see examples/ex-common.h. */
             static const int sigs[] = {SIGINT, SIGTERM, 0};
             if (signals_init(sigs) < 0) {
                 perror("signals");

@@ -66,8 +66,8 @@ static int signal_next(void)
 /* Catch SIGINT, SIGTERM and the signals in extra (0-terminated, may be NULL), then
  * start a server with cfg on listen ("HOST:PORT") and print "listening on port N" on
  * stdout. Returns the server, or NULL after printing why on stderr. */
-static gh_server_t *ex_start(const char *prog, gh_server_config_t *cfg, const char *listen,
-                             const int *extra)
+static inline gh_server_t *ex_start(const char *prog, gh_server_config_t *cfg, const char *listen,
+                                    const int *extra)
 {
     int sigs[8] = {SIGINT, SIGTERM, 0};
     for (int i = 2; extra && *extra && i < 7; i++)
