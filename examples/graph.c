@@ -53,6 +53,8 @@
 #include <gc/gc_mark.h>   /* GC_get_kind_and_size */
 
 #include <gchttp.h>
+
+#include "ex-common.h"
 #include "../lib/internal.h" /* struct gh_response_s: w->conn */
 #include "graph.h"
 
@@ -304,26 +306,6 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     __atomic_store_n(&run.done, 1, __ATOMIC_SEQ_CST);
 }
 
-static int client_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc;
-    do
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 /* Wait (bounded) for the handler to finish and every worker to be idle again: its
  * stack was scrubbed after the request. */
@@ -505,7 +487,7 @@ int graph_run(gh_hijack_stage_t stage, const char *name, graph_result_t *res)
         return -1;
     }
     int rc = -1;
-    int fd = client_connect(gh_server_port(s, 0));
+    int fd = ex_connect(gh_server_port(s, 0));
     static const char req[] = "POST /upgrade HTTP/1.1\r\nHost: graph\r\nUpgrade: example\r\n"
                               "Connection: Upgrade\r\nContent-Length: 4\r\n\r\nping";
     size_t off = 0;

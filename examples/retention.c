@@ -35,6 +35,8 @@
 
 #include <gchttp.h>
 
+#include "ex-common.h"
+
 #define MAX_CONNS 4000
 
 static const struct {
@@ -80,40 +82,6 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     __atomic_add_fetch(&handled, 1, __ATOMIC_SEQ_CST);
 }
 
-static int client_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc;
-    do
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
 
 /* Wait (bounded) until the peer closes fd. */
 static int wait_close(int fd, int ms)
@@ -175,11 +143,11 @@ static int bench_hijack(gh_server_t *s, int port, int n, result_t *res)
     gh_alloc_stats(&a0);
     gh_time_t t0 = gh_now();
     for (int i = 0; i < n; i++) {
-        int fd = client_connect(port);
+        int fd = ex_connect(port);
         if (fd < 0)
             return -1;
         const char req[] = "GET /0 HTTP/1.1\r\nHost: bench\r\n\r\n";
-        if (send_all(fd, req, sizeof req - 1) < 0 || wait_close(fd, 5000) < 0) {
+        if (ex_send_all(fd, req, sizeof req - 1) < 0 || wait_close(fd, 5000) < 0) {
             close(fd);
             return -1;
         }
@@ -201,12 +169,12 @@ static int hold_round(gh_server_t *s, int port, int n, int *cfd)
     hold_mode = 1;
     __atomic_store_n(&handled, 0, __ATOMIC_SEQ_CST);
     for (int i = 0; i < n; i++) {
-        cfd[i] = client_connect(port);
+        cfd[i] = ex_connect(port);
         if (cfd[i] < 0)
             return -1;
         char req[64];
         int len = snprintf(req, sizeof req, "GET /%d HTTP/1.1\r\nHost: bench\r\n\r\n", i);
-        if (send_all(cfd[i], req, (size_t)len) < 0)
+        if (ex_send_all(cfd[i], req, (size_t)len) < 0)
             return -1;
     }
     return wait_handled(s, n);
@@ -228,7 +196,7 @@ static void release_round(int n, int *cfd)
 static int touch_round(int n, int *cfd)
 {
     for (int i = 0; i < n; i++)
-        if (send_all(cfd[i], "x", 1) < 0)
+        if (ex_send_all(cfd[i], "x", 1) < 0)
             return -1;
     for (int i = 0; i < n; i++) {
         char ch;
