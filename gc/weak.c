@@ -4,17 +4,15 @@
 #include "internal.h"
 #include "gchttp/weak.h"
 
-enum { WEAK_UNSET = 0, WEAK_SHORT = 1, WEAK_LONG = 2 };
+enum { WEAK_SHORT = 1, WEAK_LONG = 2 };
 
 static void weak_unregister(gh_weak_t *w)
 {
-    /* 0 ("not found") is expected when the collector already cleared the link: clearing
-     * also drops its table entry. */
-    if (w->_kind == WEAK_SHORT)
-        (void)GC_unregister_disappearing_link((void **)&w->_hidden);
-    else if (w->_kind == WEAK_LONG)
-        (void)GC_unregister_long_link((void **)&w->_hidden);
-    w->_kind = WEAK_UNSET;
+    /* The slot is in at most one of the two tables; asking both keeps gh_weak_t one word
+     * (it sits in every hijacked connection). 0 ("not found") is expected, also when the
+     * collector already cleared the link: clearing drops its table entry. */
+    (void)GC_unregister_disappearing_link((void **)&w->_hidden);
+    (void)GC_unregister_long_link((void **)&w->_hidden);
 }
 
 static int weak_set(gh_weak_t *w, void *obj, int kind)
@@ -40,7 +38,6 @@ static int weak_set(gh_weak_t *w, void *obj, int kind)
         __atomic_store_n(&w->_hidden, 0, __ATOMIC_RELAXED);
         return GH_ENOMEM;
     }
-    w->_kind = kind;
     /* obj must stay visible until the link exists, or it could be collected in between
      * and the slot would hold a dangling hidden pointer. */
     GC_reachable_here(obj);

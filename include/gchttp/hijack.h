@@ -67,6 +67,8 @@ GH_EXTERN int gh_netconn_close(gh_netconn_t *c);
 GH_EXTERN void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at);
 GH_EXTERN void gh_netconn_set_read_deadline(gh_netconn_t *c, gh_time_t at);
 GH_EXTERN void gh_netconn_set_write_deadline(gh_netconn_t *c, gh_time_t at);
+/** The peer's and the local address, "ip:port", read from the socket on first use of
+ * either and kept for the netconn's life ("" if the socket was already closed then). */
 GH_EXTERN const char *gh_netconn_remote_addr(const gh_netconn_t *c);
 GH_EXTERN const char *gh_netconn_local_addr(const gh_netconn_t *c);
 /** The underlying gh_fd_t (for gh_fd_fileno, gh_fd_shutdown_write...). */

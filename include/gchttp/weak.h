@@ -29,10 +29,9 @@ GH_BEGIN_DECLS
 
 typedef struct gh_weak_s {
     uintptr_t _hidden; /*< ~target, or 0; written by the collector */
-    int _kind;         /*< 0 unset, 1 short, 2 long */
 } gh_weak_t;
 
-#define GH_WEAK_INIT { 0, 0 }
+#define GH_WEAK_INIT { 0 }
 
 /** Point w at obj (any pointer into a GC object; the whole object is watched) with a
  * short link. Re-pointing an already set w is allowed. obj NULL clears.
