@@ -311,5 +311,7 @@ int gh__response_keepalive(const gh_response_t *w);
 /* Date header value for now ("Sun, 06 Nov 1994 08:49:37 GMT"), cached per second. */
 void gh__http_date(char out[30]);
 const char *gh__status_text(int status);
+/* The media type of a body from its first bytes (Go's DetectContentType, common part). */
+const char *gh__sniff_type(const char *data, size_t n);
 
 #endif

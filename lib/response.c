@@ -289,6 +289,74 @@ int gh_response_trailer_set(gh_response_t *w, const char *name, const char *valu
 int gh_response_status(const gh_response_t *w) { return w->status; }
 void gh_response_close_after(gh_response_t *w) { w->close_after = 1; }
 
+/* ---- content sniffing (the WHATWG algorithm's common part, as Go's DetectContentType) -- */
+
+static int prefix_ci(const unsigned char *p, size_t n, const char *sig)
+{
+    size_t k = strlen(sig);
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++) {
+        unsigned char a = p[i], b = (unsigned char)sig[i];
+        if (a >= 'a' && a <= 'z')
+            a = (unsigned char)(a - 32);
+        if (a != b)
+            return 0;
+    }
+    return 1;
+}
+
+const char *gh__sniff_type(const char *data, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    static const struct {
+        const char *sig;
+        size_t len;
+        const char *type;
+    } exact[] = {
+        {"\xFE\xFF", 2, "text/plain; charset=utf-16be"},
+        {"\xFF\xFE", 2, "text/plain; charset=utf-16le"},
+        {"\xEF\xBB\xBF", 3, "text/plain; charset=utf-8"},
+        {"%PDF-", 5, "application/pdf"},
+        {"%!PS-Adobe-", 11, "application/postscript"},
+        {"GIF87a", 6, "image/gif"},
+        {"GIF89a", 6, "image/gif"},
+        {"\x89PNG\x0D\x0A\x1A\x0A", 8, "image/png"},
+        {"\xFF\xD8\xFF", 3, "image/jpeg"},
+        {"BM", 2, "image/bmp"},
+        {"\x00\x00\x01\x00", 4, "image/x-icon"},
+        {"PK\x03\x04", 4, "application/zip"},
+        {"\x1F\x8B\x08", 3, "application/x-gzip"},
+        {"\x00asm", 4, "application/wasm"},
+    };
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (n >= exact[i].len && memcmp(p, exact[i].sig, exact[i].len) == 0)
+            return exact[i].type;
+    if (n >= 14 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBPVP", 6) == 0)
+        return "image/webp";
+    size_t ws = 0;
+    while (ws < n && (p[ws] == '\t' || p[ws] == '\n' || p[ws] == '\f' || p[ws] == '\r' || p[ws] == ' '))
+        ws++;
+    static const char *const html[] = {"<!DOCTYPE HTML", "<HTML", "<HEAD", "<SCRIPT", "<IFRAME",
+                                       "<H1", "<DIV", "<FONT", "<TABLE", "<A", "<STYLE",
+                                       "<TITLE", "<B", "<BODY", "<BR", "<P", "<!--"};
+    for (size_t i = 0; i < sizeof html / sizeof html[0]; i++) {
+        size_t k = strlen(html[i]);
+        /* the tag must end: a space or '>' follows */
+        if (prefix_ci(p + ws, n - ws, html[i]) && n - ws > k &&
+            (p[ws + k] == ' ' || p[ws + k] == '>'))
+            return "text/html; charset=utf-8";
+    }
+    if (n - ws >= 5 && memcmp(p + ws, "<?xml", 5) == 0)
+        return "text/xml; charset=utf-8";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        if (ch <= 0x08 || ch == 0x0B || (ch >= 0x0E && ch <= 0x1A) || (ch >= 0x1C && ch <= 0x1F))
+            return "application/octet-stream";
+    }
+    return "text/plain; charset=utf-8";
+}
+
 /* ---- committing the header ----------------------------------------------------------- */
 
 static int body_allowed_for(int status)
@@ -337,18 +405,21 @@ static int commit(gh_response_t *w, int final)
     char line[160];
     int n;
 
-    w->committed = 1;
     w->can_continue = 0;
     w->body_allowed = body_allowed_for(w->status) && w->status != 101;
-    if (w->status == 101)
-        w->body_allowed = 0;
     /* We choose the framing; a Transfer-Encoding from the handler is not trusted. */
     gh_response_header_del(w, "transfer-encoding");
-    w->committed = 1;
     if (w->status == 204 || (w->status >= 100 && w->status < 200)) {
         gh_response_header_del(w, "content-length");
         w->declared_len = -1;
     }
+    size_t tmp0;
+    /* Like Go, name the type of an untyped body from its first bytes (up to 512). */
+    if (w->body_allowed && w->pre_len > 0 && find_line(w, "content-type", 0, &tmp0) < 0 &&
+        find_line(w, "content-encoding", 0, &tmp0) < 0)
+        gh_response_header_add(w, "Content-Type",
+                               gh__sniff_type(c->prebuf, w->pre_len < 512 ? w->pre_len : 512));
+    w->committed = 1;
 
     int close = response_wants_close(w);
     char extra[200];

@@ -67,6 +67,9 @@ static char pattern_byte(size_t i) { return (char)('a' + (i * 7 + i / 26) % 26);
  *   /status?c=N   status N, tries to write a body
  *   /early        103 with a Link header, then 200
  *   /host         answers gh_request_host
+ *   /html, /bin   an untyped HTML page, untyped binary bytes (content sniffing)
+ *   /typed        sets its own Content-Type
+ *   /te           sets a Transfer-Encoding of its own (the server must not trust it)
  *   anything else answers "METHOD TARGET" */
 static void on_request(gh_response_t *w, gh_request_t *r, void *data)
 {
@@ -128,6 +131,16 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
         gh_response_puts(w, "abc");
     } else if (path_is(r, "/host")) {
         gh_response_puts(w, gh_request_host(r));
+    } else if (path_is(r, "/html")) {
+        gh_response_puts(w, "  <html><body>hi</body></html>");
+    } else if (path_is(r, "/bin")) {
+        gh_response_write(w, "\x01\x02\x03\x00data", 8);
+    } else if (path_is(r, "/typed")) {
+        gh_response_header_set(w, "Content-Type", "application/json");
+        gh_response_puts(w, "{\"a\":1}");
+    } else if (path_is(r, "/te")) {
+        gh_response_header_set(w, "Transfer-Encoding", "gzip");
+        gh_response_puts(w, "abc");
     } else {
         gh_response_printf(w, "%s %s", gh_request_method(r), gh_request_target(r));
     }
@@ -948,6 +961,44 @@ START_TEST(test_protocol_date_header_is_rfc1123)
 }
 END_TEST
 
+/* An untyped body is typed from its first bytes, as Go's DetectContentType does; a type
+ * the handler set is kept; a body-less status gets none. */
+START_TEST(test_protocol_sniffs_untyped_bodies_like_go)
+{
+    static const struct {
+        const char *req, *type;
+    } v[] = {
+        {"GET /html HTTP/1.1\r\nHost: x\r\n\r\n", "text/html; charset=utf-8"},
+        {"GET /bin HTTP/1.1\r\nHost: x\r\n\r\n", "application/octet-stream"},
+        {"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain; charset=utf-8"},
+        {"GET /typed HTTP/1.1\r\nHost: x\r\n\r\n", "application/json"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        int fd = roundtrip(v[i].req);
+        ck_assert_int_eq(th_status(rbuf), 200);
+        ck_assert_msg(th_has_header(rbuf, "Content-Type", v[i].type), "%s: %s", v[i].req, rbuf);
+        close(fd);
+    }
+    int fd = roundtrip("GET /status?c=204 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(rbuf), 204);
+    ck_assert(!th_has_header(rbuf, "Content-Type", NULL));
+    close(fd);
+}
+END_TEST
+
+/* The server frames the body itself: a Transfer-Encoding set by the handler is dropped
+ * (a response claiming gzip framing over a plain body would desynchronise the client). */
+START_TEST(test_protocol_handler_transfer_encoding_is_dropped)
+{
+    int fd = roundtrip("GET /te HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert(!th_has_header(rbuf, "Transfer-Encoding", NULL));
+    ck_assert(th_has_header(rbuf, "Content-Length", "3"));
+    ck_assert_str_eq(th_body(rbuf), "abc");
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_protocol_absolute_form_target_gives_host)
 {
     int fd = roundtrip("GET http://example.com:8080/x?y HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
@@ -1070,6 +1121,8 @@ Suite *test_suite(void)
 
     tc = tcase(s, "targets", setup_default);
     tcase_add_test(tc, test_protocol_date_header_is_rfc1123);
+    tcase_add_test(tc, test_protocol_sniffs_untyped_bodies_like_go);
+    tcase_add_test(tc, test_protocol_handler_transfer_encoding_is_dropped);
     tcase_add_test(tc, test_protocol_absolute_form_target_gives_host);
     tcase_add_test(tc, test_protocol_absolute_form_authority_overrides_host_header);
     tcase_add_test(tc, test_protocol_absolute_form_host_excludes_userinfo);

@@ -11,7 +11,9 @@
  * Framing (RFC 9112 §6): a body that ends within the 2 KiB pre-chunking buffer gets a
  * Content-Length; a larger one is sent chunked (HTTP/1.1) or delimited by closing the
  * connection (HTTP/1.0). HEAD, 1xx, 204 and 304 responses carry no body: what is written
- * is counted (HEAD: for Content-Length) and dropped.
+ * is counted (HEAD: for Content-Length) and dropped. A body sent without a Content-Type
+ * gets one sniffed from its first 512 bytes, as Go's DetectContentType does; a
+ * Transfer-Encoding set by the handler is dropped (the server frames the body).
  */
 #ifndef GCHTTP_RESPONSE_H
 #define GCHTTP_RESPONSE_H
