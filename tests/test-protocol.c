@@ -134,7 +134,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     } else if (path_is(r, "/html")) {
         gh_response_puts(w, "  <html><body>hi</body></html>");
     } else if (path_is(r, "/bin")) {
-        gh_response_write(w, "\x01\x02\x03\x00data", 8);
+        gh_response_write(w, "\x01\x02\x03\x00" "data", 8); /* split: \x00d would be one escape */
     } else if (path_is(r, "/typed")) {
         gh_response_header_set(w, "Content-Type", "application/json");
         gh_response_puts(w, "{\"a\":1}");
