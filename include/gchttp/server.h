@@ -3,8 +3,11 @@
  *
  * Threads: one poller thread (epoll) accepts connections and owns every idle one; a
  * pool of GC-registered worker threads, grown on demand up to max_workers, runs one
- * request at a time with blocking I/O bounded by deadlines. Idle keep-alive
- * connections hold no thread. While a handler runs the poller keeps watching its
+ * request at a time with blocking I/O bounded by deadlines. The poller reads request
+ * heads without blocking, so a slow client holds no worker. After a response the worker
+ * waits up to 20 ms on that connection for its next request (a busy keep-alive client
+ * then costs no hand-over), then parks it with the poller: idle keep-alive connections
+ * hold no thread. While a handler runs the poller keeps watching its
  * connection for the peer going away (EPOLLRDHUP), so a disconnect cancels the
  * request context without a read in flight (Go's "background read", without its
  * limits).
