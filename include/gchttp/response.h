@@ -35,7 +35,9 @@ GH_EXTERN int gh_response_header_set(gh_response_t *w, const char *name, const c
 GH_EXTERN int gh_response_header_add(gh_response_t *w, const char *name, const char *value);
 /** Remove every value of name. @return the number removed. */
 GH_EXTERN int gh_response_header_del(gh_response_t *w, const char *name);
-/** The first value set for name, or NULL. */
+/** The first value set for name (at most 1023 bytes of it), or NULL. The string is a
+ * per-thread copy, valid until the next call of gh_response_header_get on the same
+ * thread. */
 GH_EXTERN const char *gh_response_header_get(const gh_response_t *w, const char *name);
 
 /**
