@@ -862,10 +862,13 @@ static int expire_timers(gh_server_t *s)
 /* Graceful shutdown, poller side: close what is idle now. */
 static void close_idle(gh_server_t *s)
 {
+    /* One pass over the table: each close drops the lock, so scanning resumes where the
+     * last victim was instead of from the start (10k connections, not 10k^2 looks). */
+    size_t i = 0;
     for (;;) {
         gh_conn_t *victim = NULL;
         pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < s->conns_cap && !victim; i++) {
+        for (; i < s->conns_cap && !victim; i++) {
             gh_conn_t *c = s->conns[i];
             if (!c)
                 continue;
@@ -1009,12 +1012,13 @@ int gh_server_close(gh_server_t *s)
         s->poller_running = 0;
     }
     /* Close every connection the server still owns; workers blocked on them wake. */
+    size_t next = 0; /* resume after each victim, as close_idle does */
     for (;;) {
         gh_conn_t *victim = NULL;
         pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < s->conns_cap && !victim; i++)
-            if (s->conns[i])
-                victim = s->conns[i];
+        for (; next < s->conns_cap && !victim; next++)
+            if (s->conns[next])
+                victim = s->conns[next];
         pthread_mutex_unlock(&s->mu);
         if (!victim)
             break;
