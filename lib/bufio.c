@@ -321,11 +321,8 @@ ssize_t gh_writer_write(gh_writer_t *w, const void *buf, size_t n)
             ssize_t k = sink_write(w, p, left);
             return k < 0 ? k : (ssize_t)n;
         }
-        if (!w->buf) {
-            w->buf = gh_bytes_new(w->size);
-            if (!w->buf)
-                return GH_ENOMEM;
-        }
+        if (gh__writer_alloc(w) < 0)
+            return GH_ENOMEM;
         size_t room = w->size - w->n;
         size_t k = left < room ? left : room;
         memcpy(w->buf + w->n, p, k);
@@ -357,24 +354,17 @@ int gh_writer_release(gh_writer_t *w)
 size_t gh_writer_size(const gh_writer_t *w) { return w->buf ? w->size : 0; }
 int gh_writer_error(const gh_writer_t *w) { return w->err; }
 
-/* Internal: reserve room for n contiguous bytes in the buffer, flushing first if
- * needed, and return where to write them (NULL on error or n > size). The caller must
- * call gh__writer_commit(w, n) after filling them. */
-char *gh__writer_reserve(gh_writer_t *w, size_t n)
+/* Internal: allocate the buffer now if it is not there (it is otherwise made on the
+ * first write). 0 or GH_ENOMEM. */
+int gh__writer_alloc(gh_writer_t *w)
 {
-    if (w->err || n > w->size)
-        return NULL;
-    if (w->size - w->n < n && gh_writer_flush(w) < 0)
-        return NULL;
     if (!w->buf) {
         w->buf = gh_bytes_new(w->size);
         if (!w->buf)
-            return NULL;
+            return GH_ENOMEM;
     }
-    return w->buf + w->n;
+    return 0;
 }
-
-void gh__writer_commit(gh_writer_t *w, size_t n) { w->n += (uint32_t)n; }
 
 /* Internal: put n bytes back in front of an EMPTY reader (a request head accumulated
  * outside the buffer read past its end). Returns 0, or GH_EINVAL if the reader is not

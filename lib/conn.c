@@ -67,7 +67,7 @@ gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id)
     /* Go 1.23 allocates the connection's 4 KiB writer when it starts serving; the
      * `before` stage of the retention study reproduces that. Later stages, like
      * gchttp's default, allocate it on first write. */
-    if (gh__server_config(s)->hijack_stage == GH_HIJACK_BEFORE && !gh__writer_reserve(c->bufw, 0))
+    if (gh__server_config(s)->hijack_stage == GH_HIJACK_BEFORE && gh__writer_alloc(c->bufw) < 0)
         return NULL;
     return c;
 }

@@ -34,8 +34,7 @@ void *gh__ptrs_new(size_t n);
 
 /* bufio internals (lib/bufio.c) */
 extern gh_type_t gh__reader_type, gh__writer_type, gh__ctx_type;
-char *gh__writer_reserve(gh_writer_t *w, size_t n);
-void gh__writer_commit(gh_writer_t *w, size_t n);
+int gh__writer_alloc(gh_writer_t *w);
 int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
 
 /* Connection phases: who owns the connection now. Transitions:
@@ -84,7 +83,7 @@ struct gh__conn_reader {
  * Kept by:   server->conns[fd] until it is closed or hijacked; the worker's stack while
  *            it serves a request; conn_reader->conn; response->conn. After hijack (stages
  *            writer and later) nothing the user holds reaches it.
- * OS state:  conn->fd is closed by gh__conn_close (server side) or belongs to the user
+ * OS state:  conn->fd is closed by gh__server_conn_close (server side) or belongs to the user
  *            after hijack.
  * Threads:   the phase says who may touch it: the poller (WAIT_HEAD, IDLE, LINGER) or
  *            exactly one worker (QUEUED..FINISH). `mu` guards cur_req against the

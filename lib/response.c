@@ -161,6 +161,12 @@ static long find_line(gh_response_t *w, const char *name, size_t from, size_t *l
     return -1;
 }
 
+static int has_header(gh_response_t *w, const char *name)
+{
+    size_t len;
+    return find_line(w, name, 0, &len) >= 0;
+}
+
 int gh_response_header_del(gh_response_t *w, const char *name)
 {
     int n = 0;
@@ -413,10 +419,9 @@ static int commit(gh_response_t *w, int final)
         gh_response_header_del(w, "content-length");
         w->declared_len = -1;
     }
-    size_t tmp0;
     /* Like Go, name the type of an untyped body from its first bytes (up to 512). */
-    if (w->body_allowed && w->pre_len > 0 && find_line(w, "content-type", 0, &tmp0) < 0 &&
-        find_line(w, "content-encoding", 0, &tmp0) < 0)
+    if (w->body_allowed && w->pre_len > 0 && !has_header(w, "content-type") &&
+        !has_header(w, "content-encoding"))
         gh_response_header_add(w, "Content-Type",
                                gh__sniff_type(c->prebuf, w->pre_len < 512 ? w->pre_len : 512));
     w->committed = 1;
@@ -424,8 +429,7 @@ static int commit(gh_response_t *w, int final)
     int close = response_wants_close(w);
     char extra[200];
     size_t el = 0;
-    size_t tmp;
-    if (find_line(w, "date", 0, &tmp) < 0) {
+    if (!has_header(w, "date")) {
         char d[30];
         gh__http_date(d);
         el += (size_t)snprintf(extra + el, sizeof extra - el, "Date: %s\r\n", d);
@@ -451,7 +455,7 @@ static int commit(gh_response_t *w, int final)
     }
     if (close) {
         w->close_after = 1;
-        if (find_line(w, "connection", 0, &tmp) < 0)
+        if (!has_header(w, "connection"))
             el += (size_t)snprintf(extra + el, sizeof extra - el, "Connection: close\r\n");
     } else if (!is11) {
         el += (size_t)snprintf(extra + el, sizeof extra - el, "Connection: keep-alive\r\n");
