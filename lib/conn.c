@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -106,6 +105,8 @@ ssize_t gh__conn_reader_read(void *self, void *buf, size_t n)
     if (!c)
         return GH_EBADF;
     ssize_t k = c->read_nowait ? gh_fd_read_nowait(c->fd, buf, n) : gh_fd_read(c->fd, buf, n);
+    /* A short read left the socket empty: see gh__conn_next. */
+    c->drained = k == GH_EAGAIN || (k >= 0 && (size_t)k < n);
     /* End of stream counts too: while a request is being served the client closing
      * its side means it is gone (Go: handleReadError sees io.EOF). */
     if (k <= 0 && k != GH_EAGAIN && k != GH_ETIMEDOUT) {
@@ -372,117 +373,57 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     return 1;
 }
 
-/* How long a worker waits on its own connection for the next request before parking
- * it with the poller. While it waits, the next request costs no thread hand-off and no
- * epoll_ctl: the kernel wakes this thread directly, as Go's per-connection goroutine is.
- * Connections waiting for a worker always win: a queued one nudges a waiter (nudgefd)
- * and it parks its own. */
-#define GH__STICKY_NS (20 * GH_MSEC)
-
-/* 1: bytes (or a hang-up) to read; 0: park it with the poller; -1: close it. */
-__attribute__((noinline)) static int sticky_wait(gh_conn_t *c, gh_time_t idle_deadline)
+/* After a kept response: look for the next request. Returns 1 when its complete head is
+ * in the buffer (serve it), 0 when the connection was handed on: parked with the
+ * poller, closed, or answered with an error and lingering.
+ *
+ * On the poller (on_poller) the connection never stopped being watched for input, so
+ * when the last read came back short (the socket was empty then) and nothing is
+ * buffered, any later byte raises an edge the poller will see: no read is needed, and
+ * parking costs no epoll_ctl. A worker reads what is there and re-arms the interest. */
+int gh__conn_next(gh_conn_t *c, int on_poller)
 {
-    gh_server_t *s = c->server;
-    int nudge, stop, rc = 0;
-    if (gh__server_queue_waiting(s))
-        return 0;
-    gh__server_wait_fds(s, &nudge, &stop);
-    gh_time_t until = gh_now() + GH__STICKY_NS;
-    if (idle_deadline && idle_deadline < until)
-        until = idle_deadline;
-    if (gh_fd_acquire(c->fd) < 0)
-        return -1;
-    __atomic_store_n(&c->phase, GH__PH_STICKY, __ATOMIC_RELEASE);
-    gh__server_active(c, 0);
-    gh__server_sticky(s, 1);
-    for (;;) {
-        gh_time_t now = gh_now();
-        if (now >= until) {
-            rc = idle_deadline && now >= idle_deadline ? -1 : 0;
-            break;
-        }
-        struct pollfd p[3] = {{gh_fd_fileno(c->fd), POLLIN | POLLRDHUP, 0},
-                              {nudge, POLLIN, 0},
-                              {stop, POLLIN, 0}};
-        int n = poll(p, 3, (int)((until - now) / GH_MSEC) + 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue; /* the collector's stop-the-world signal */
-            rc = -1;
-            break;
-        }
-        if (n == 0)
-            continue;
-        if (p[0].revents) {
-            rc = 1;
-            break;
-        }
-        if (p[2].revents) {
-            rc = -1; /* shutting down: an idle connection is closed */
-            break;
-        }
-        if (p[1].revents) {
-            uint64_t v;
-            if (read(nudge, &v, sizeof v) == (ssize_t)sizeof v) {
-                rc = 0;
-                break;
-            }
-            /* another waiter took the token */
-        }
-    }
-    gh_fd_release(c->fd);
-    gh__server_sticky(s, 0);
+    const gh_server_config_t *cfg = gh__server_config(c->server);
     __atomic_store_n(&c->phase, GH__PH_FINISH, __ATOMIC_RELEASE);
-    gh__server_active(c, 1);
-    return rc;
+    gh__server_set_state(c, GH_STATE_IDLE);
+    gh_time_t now = gh_now();
+    c->req_start = now;
+    int rc = 0;
+    /* Requests are answered in order (RFC 9112 §9.3.2): read what is there now. */
+    if (!on_poller || !c->drained || gh_reader_buffered(c->bufr, NULL) > 0 || c->big_len)
+        rc = gh__conn_poll_head(c);
+    if (rc < 0) {
+        gh__server_conn_close(c);
+        return 0;
+    }
+    if (rc == 1) {
+        if (c->head_status) {
+            /* Blocking (bounded) even on the poller's thread: the previous response
+             * may still fill the socket, and a stalled write hands the role off. */
+            gh__conn_write_error(c, c->head_status, NULL, 1);
+            return 0;
+        }
+        return 1;
+    }
+    if (gh_reader_buffered(c->bufr, NULL) > 0 || c->big_len) {
+        /* Part of a head: the poller waits for the rest, under the header timeout, so
+         * that a slow client holds no thread. */
+        c->hdr_deadline = cfg->read_header_timeout ? now + cfg->read_header_timeout : 0;
+        gh__server_conn_park(c, GH__PH_WAIT_HEAD, c->hdr_deadline, !on_poller);
+        return 0;
+    }
+    gh__server_conn_park(c, GH__PH_IDLE, cfg->idle_timeout ? now + cfg->idle_timeout : 0,
+                         !on_poller);
+    return 0;
 }
+
+int gh__conn_serve_one(gh_conn_t *c) { return serve_one(c); }
 
 void gh__conn_serve(gh_conn_t *c)
 {
-    const gh_server_config_t *cfg = gh__server_config(c->server);
-    for (;;) {
+    do {
         __atomic_store_n(&c->phase, GH__PH_ACTIVE, __ATOMIC_RELEASE);
         if (!serve_one(c))
             return;
-        __atomic_store_n(&c->phase, GH__PH_FINISH, __ATOMIC_RELEASE);
-        gh__server_set_state(c, GH_STATE_IDLE);
-        gh_time_t idle_deadline = cfg->idle_timeout ? gh_now() + cfg->idle_timeout : 0;
-        for (;;) {
-            /* Requests are answered in order (RFC 9112 §9.3.2): read what is there now. */
-            c->req_start = gh_now();
-            int rc = gh__conn_poll_head(c);
-            if (rc < 0) {
-                gh__server_conn_close(c);
-                return;
-            }
-            if (rc == 1) {
-                if (c->head_status) {
-                    gh__conn_write_error(c, c->head_status, NULL, 1);
-                    return;
-                }
-                break;
-            }
-            if (gh_reader_buffered(c->bufr, NULL) > 0 || c->big_len) {
-                /* Part of a head: the poller waits for the rest, under the header
-                 * timeout, so that a slow client holds no worker. */
-                c->hdr_deadline =
-                    cfg->read_header_timeout ? c->req_start + cfg->read_header_timeout : 0;
-                gh__server_conn_park(c, GH__PH_WAIT_HEAD, c->hdr_deadline);
-                return;
-            }
-            /* The finished request's frames lie below this one: clear them before
-             * waiting, or their stale slots keep its response and request alive for
-             * as long as this thread waits (boehm.md §3.1). */
-            gh_gc_scrub_stack();
-            int w = sticky_wait(c, idle_deadline);
-            if (w > 0)
-                continue;
-            if (w < 0) {
-                gh__server_conn_close(c);
-                return;
-            }
-            gh__server_conn_park(c, GH__PH_IDLE, idle_deadline);
-            return;
-        }
-    }
+    } while (gh__conn_next(c, 0));
 }

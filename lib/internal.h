@@ -39,18 +39,17 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
 
 /* Connection phases: who owns the connection now. Transitions:
  *   accept -> WAIT_HEAD (poller; header deadline from accept)
- *   WAIT_HEAD -(complete head)-> QUEUED -(worker)-> ACTIVE -(handler returns)-> FINISH
- *   FINISH -(next head readable now)-> ACTIVE
- *   FINISH -> STICKY (the worker waits on the socket itself, a short while) -> FINISH
+ *   WAIT_HEAD -(complete head)-> ACTIVE (served by the poller's thread itself)
+ *   WAIT_HEAD -(complete head, no thread to spare)-> QUEUED -(worker)-> ACTIVE
+ *   ACTIVE -(handler returns)-> FINISH -(next head readable now)-> ACTIVE
  *   FINISH -(keep-alive, nothing to read)-> IDLE (parked with the poller; idle deadline)
- *   IDLE|WAIT_HEAD -(edge: the poller claims it)-> PREAD -> WAIT_HEAD | QUEUED
+ *   IDLE|WAIT_HEAD -(edge: the poller claims it)-> PREAD -> WAIT_HEAD | ACTIVE | QUEUED
  *   ACTIVE -(hijack)-> HIJACKED
  *   any -> LINGER (error answered; poller drains until EOF or 500 ms) -> CLOSED
  *   any -> CLOSED */
 enum {
     GH__PH_WAIT_HEAD = 1,
     GH__PH_PREAD,     /* the poller is reading the head (claimed from IDLE/WAIT_HEAD) */
-    GH__PH_STICKY,    /* a worker waits on its own for the next request */
     GH__PH_QUEUED,
     GH__PH_ACTIVE,
     GH__PH_FINISH,
@@ -86,7 +85,7 @@ struct gh__conn_reader {
  * OS state:  conn->fd is closed by gh__server_conn_close (server side) or belongs to the user
  *            after hijack.
  * Threads:   the phase says who may touch it: the poller (WAIT_HEAD, IDLE, LINGER) or
- *            exactly one worker (QUEUED..FINISH). `mu` guards cur_req against the
+ *            exactly one thread serving it (QUEUED..FINISH: the poller's, or a worker). `mu` guards cur_req against the
  *            poller's disconnect notification.
  */
 struct gh_conn_s {
@@ -122,6 +121,7 @@ struct gh_conn_s {
     uint8_t body_pending; /* the current request's body is not read to its end (atomic) */
     uint8_t rdhup_seen; /* a hang-up edge came (atomic) */
     uint8_t read_nowait; /* the connReader must not block (the poller reads a head) */
+    uint8_t drained;    /* the last read came back short: the socket was empty */
 };
 
 /*
@@ -233,17 +233,10 @@ gh__resp_extra_t *gh__resp_extra(gh_response_t *w);
 
 /* ---- server.c --------------------------------------------------------------------- */
 void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);
-/* A worker hands c back to the poller, parked in phase ph (GH__PH_IDLE or
- * GH__PH_WAIT_HEAD) until deadline (0: none), or closes it when the server stops. */
-void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline);
-/* Count c in or out of the active connections (graceful shutdown waits for them). */
-void gh__server_active(gh_conn_t *c, int on);
-/* The descriptors a worker waiting on its own connection also watches. */
-void gh__server_wait_fds(const gh_server_t *s, int *nudge, int *stop);
-/* 1 if a connection waits for a worker, or the server is stopping. */
-int gh__server_queue_waiting(gh_server_t *s);
-/* A worker starts (on=1) or stops waiting on its own connection. */
-void gh__server_sticky(gh_server_t *s, int on);
+/* Hand c back to the poller, parked in phase ph (GH__PH_IDLE or GH__PH_WAIT_HEAD)
+ * until deadline (0: none), or close it when the server stops. rearm: turn the input
+ * interest back on (a worker; the poller's thread never turned it off). */
+void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline, int rearm);
 /* A hang-up was seen while a handler runs: is the client gone? (hard: HUP/ERR) */
 void gh__conn_eval_hup(gh_conn_t *c, int hard);
 /* Lingering close of a connection after an error answer (poller drains then closes). */
@@ -270,6 +263,12 @@ gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id);
 int gh__conn_poll_head(gh_conn_t *c);
 /* Serve requests on c from a worker until it goes idle, lingers, is hijacked or closes. */
 void gh__conn_serve(gh_conn_t *c);
+/* One request on c (phase ACTIVE): 1 if the connection is kept, 0 if it was handed off
+ * (closed, lingering or hijacked). */
+int gh__conn_serve_one(gh_conn_t *c);
+/* After a kept response: 1 if the next complete head is buffered, 0 if c was parked,
+ * closed or answered with an error (see conn.c). */
+int gh__conn_next(gh_conn_t *c, int on_poller);
 /* Send a short error answer (non-blocking best effort) and mark the conn to linger. */
 void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blocking);
 ssize_t gh__conn_reader_read(void *cr, void *buf, size_t n);

@@ -1,11 +1,20 @@
 /*
- * lib/server.c: listeners, the poller thread, the worker pool, timers, shutdown.
+ * lib/server.c: listeners, the poller, the thread pool, timers, shutdown.
  *
  * The poller owns every connection that waits for bytes: new ones, idle keep-alive
  * ones, and ones whose request head is still arriving. It reads heads without
  * blocking, so a client trickling its headers (slowloris) costs a table slot and a
- * timer, never a worker. Only a complete head goes to a worker, which then runs the
- * handler with blocking I/O bounded by deadlines.
+ * timer, never a thread.
+ *
+ * A complete head is served by the thread that read it, right there: most handlers
+ * answer in microseconds, and a batch of ready connections is then served with no
+ * thread hand-over and no epoll_ctl at all (an event loop's cost). The poller is a
+ * role, not a thread: a monitor watches for a handler that runs longer than
+ * handoff_timeout (blocked on I/O, or busy), and then gives the role to another
+ * thread of the pool, which goes on with the rest of the batch while the first one
+ * finishes its request as a plain worker (Go's sysmon retaking a P from a goroutine
+ * stuck in a system call). A blocking handler thus delays other connections by one or
+ * two handoff periods, and holds a thread only while it blocks.
  *
  * GC visibility: epoll_event.data is invisible to the collector, so it carries only
  * the descriptor number and the connection id; the connection itself is held by
@@ -37,14 +46,22 @@
 #define GH__TAG_LISTENER (1ULL << 63)
 #define GH__TAG_WAKE (1ULL << 62)
 #define GH__LINGER_NS (500 * GH_MSEC)
+#define GH__BATCH 64
+#define GH__HANDOFF_DEFAULT (1 * GH_MSEC)
+/* Requests served in a row on one connection by the poller before the rest of its
+ * pipeline goes to a worker: a client pipelining without end must not starve others. */
+#define GH__INLINE_RUN 16
 
 /*
  * The server.
  * Alloc:     gh_server_new (gh_obj_new). No _free: gh_server_close releases every OS
  *            resource; the object is collected once unreachable.
- * Kept by:   the user; the poller and worker threads (their start argument).
+ * Kept by:   the user; the pool and monitor threads (their start argument).
  * OS state:  listeners, epoll and eventfd descriptors, closed by gh_server_close.
- * Threads:   public calls from any thread; fields below `mu` are guarded by it.
+ * Threads:   public calls from any thread; fields below `mu` are guarded by it, except
+ *            those marked atomic, and the batch (evs, ev_n), which only the thread
+ *            holding the poller's role touches (ev_next under mu: a successor resumes
+ *            from it).
  */
 struct gh_server_s {
     gh_conn_t **conns;   /* traced: conns[fd] */
@@ -54,22 +71,31 @@ struct gh_server_s {
     gh_server_config_t cfg; /* handler_data and conn_state_data are traced */
     /* not traced */
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;  /* workers wait for the queue */
+    pthread_cond_t work_cv;  /* pool threads wait for the queue or the poller's role */
     pthread_cond_t idle_cv;  /* shutdown waits for active connections */
-    pthread_t poller;
-    pthread_t *worker_tids;  /* malloc'd: thread ids only */
+    pthread_t *tids;         /* malloc'd: thread ids only (max_workers + 1) */
+    struct epoll_event *evs; /* malloc'd: the poller's current batch (numbers only) */
+    int ev_n, ev_next;
     int lfd[GH__MAX_LISTENERS];
     int lport[GH__MAX_LISTENERS];
     int n_listeners;
     int epfd, wakefd;
-    int nudgefd;             /* eventfd (semaphore): a queued connection needs a worker */
-    int stopfd;              /* eventfd: shutdown; wakes workers waiting on their own */
     size_t conns_cap;
     size_t hj_n, hj_cap;
     size_t q_head, q_len, q_cap;
-    int n_workers, n_idle_workers, max_workers;
-    int n_sticky;            /* workers waiting on a connection of their own (atomic) */
-    int started, stopping, closed, poller_running;
+    int n_threads, n_idle_workers, max_workers;
+    int poller_vacant;       /* atomic: the role waits for a thread to take it */
+    unsigned poller_gen;     /* atomic: bumped by each thread that takes the role */
+    int running;             /* atomic: threads serving a connection */
+    int poller_dirty;        /* atomic: the role's thread served a request since its
+                              * last stack scrub (stats count it as a busy worker) */
+    uint64_t inl;            /* atomic: (seq << 1) | 1 while the poller serves a request */
+    gh_time_t handoff;
+    pthread_t monitor;
+    pthread_mutex_t mon_mu;
+    pthread_cond_t mon_cv;
+    int mon_sleeping;        /* atomic: the monitor waits for the next inline request */
+    int started, stopping, closed, monitor_running;
     int active;              /* connections in QUEUED..FINISH (atomic) */
     int open;                /* connections in conns[] */
     unsigned long next_id;
@@ -96,8 +122,8 @@ static const size_t server_ptrs[] = {
 };
 static gh_type_t server_type = GH_TYPE_INIT("server", struct gh_server_s, server_ptrs);
 
-static void *poller_main(void *arg);
-static void *worker_main(void *arg);
+static void *pool_main(void *arg);
+static void *monitor_main(void *arg);
 
 void gh_server_config_init(gh_server_config_t *cfg)
 {
@@ -127,22 +153,23 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
     if (!s->cfg.max_body_drain)
         s->cfg.max_body_drain = 256 << 10;
     s->max_workers = cfg->max_workers > 0 ? cfg->max_workers : 64;
+    s->handoff = cfg->handoff_timeout == 0 ? GH__HANDOFF_DEFAULT : cfg->handoff_timeout;
     s->tl_dur[GH__TL_HEAD] = s->cfg.read_header_timeout;
     s->tl_dur[GH__TL_IDLE] = s->cfg.idle_timeout;
     s->tl_dur[GH__TL_LINGER] = GH__LINGER_NS;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->idle_cv, NULL);
+    pthread_mutex_init(&s->mon_mu, NULL);
+    pthread_cond_init(&s->mon_cv, NULL);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    s->nudgefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC | EFD_SEMAPHORE);
-    s->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->epfd < 0 || s->wakefd < 0 || s->nudgefd < 0 || s->stopfd < 0) {
+    if (s->epfd < 0 || s->wakefd < 0) {
         int e = -errno;
-        int fds[] = {s->epfd, s->wakefd, s->nudgefd, s->stopfd};
-        for (int i = 0; i < 4; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
+        if (s->epfd >= 0)
+            close(s->epfd);
+        if (s->wakefd >= 0)
+            close(s->wakefd);
         return e;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_WAKE};
@@ -151,9 +178,11 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
     s->queue = gh__ptrs_new(s->q_cap);
     s->conns_cap = 1024;
     s->conns = gh__ptrs_new(s->conns_cap);
-    s->worker_tids = calloc((size_t)s->max_workers, sizeof(pthread_t));
-    if (!s->queue || !s->conns || !s->worker_tids) {
-        free(s->worker_tids);
+    s->tids = calloc((size_t)s->max_workers + 1, sizeof(pthread_t));
+    s->evs = calloc(GH__BATCH, sizeof *s->evs);
+    if (!s->queue || !s->conns || !s->tids || !s->evs) {
+        free(s->tids);
+        free(s->evs);
         close(s->epfd);
         close(s->wakefd);
         return GH_ENOMEM;
@@ -270,7 +299,7 @@ int gh_server_start(gh_server_t *s)
         return GH_EBUSY;
     }
     s->started = 1;
-    s->poller_running = 1;
+    s->poller_vacant = 1; /* taken by the first pool thread */
     pthread_mutex_unlock(&s->mu);
     if (s->cfg.gc_heap_min >= 0) {
         size_t want = s->cfg.gc_heap_min ? (size_t)s->cfg.gc_heap_min : (size_t)16 << 20;
@@ -278,12 +307,20 @@ int gh_server_start(gh_server_t *s)
         if (have < want)
             (void)GC_expand_hp(want - have); /* a hint: failure only means more collections */
     }
-    int rc = gh_thread_start(&s->poller, poller_main, s);
-    if (rc) {
-        s->poller_running = 0;
-        return rc;
+    /* Without a monitor a blocking handler would stall the poller: then every request
+     * is served by a worker instead. Decided before the poller runs (it reads it). */
+    if (s->handoff > 0) {
+        if (gh_thread_start(&s->monitor, monitor_main, s) == 0)
+            s->monitor_running = 1;
+        else
+            s->handoff = -1;
     }
-    return 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = gh_thread_start(&s->tids[0], pool_main, s);
+    if (rc == 0)
+        s->n_threads = 1;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 /* ---- connection table and timer lists (mu held) ------------------------------------ */
@@ -412,14 +449,6 @@ static void leave_active(gh_server_t *s, int was_active)
         pthread_cond_broadcast(&s->idle_cv);
 }
 
-void gh__server_active(gh_conn_t *c, int on)
-{
-    if (on)
-        __atomic_add_fetch(&c->server->active, 1, __ATOMIC_SEQ_CST);
-    else
-        leave_active(c->server, 1);
-}
-
 void gh__server_conn_close(gh_conn_t *c)
 {
     gh_server_t *s = c->server;
@@ -455,7 +484,7 @@ void gh__server_conn_forget(gh_conn_t *c)
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fdnum, NULL);
 }
 
-void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
+void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline, int rearm)
 {
     gh_server_t *s = c->server;
     int l = ph == GH__PH_IDLE ? GH__TL_IDLE : GH__TL_HEAD;
@@ -474,6 +503,8 @@ void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline)
     if (deadline)
         tl_add(s, c, l, deadline);
     pthread_mutex_unlock(&s->mu);
+    if (!rearm)
+        return; /* the poller itself, which never stopped watching for input */
     if (first && deadline)
         wake_poller(s);
     /* Input that arrived since the caller's last read is reported by this change of
@@ -545,24 +576,29 @@ void gh__server_watch(gh_conn_t *c, int on)
         gh__conn_eval_hup(c, 0);
 }
 
-void gh__server_wait_fds(const gh_server_t *s, int *nudge, int *stop)
+/* ---- the thread pool ---------------------------------------------------------------- */
+
+/* Start one more pool thread if the limit allows: max_workers threads may serve
+ * connections at once, and one more holds the poller's role meanwhile. mu held. */
+static void grow_pool(gh_server_t *s)
 {
-    *nudge = s->nudgefd;
-    *stop = s->stopfd;
+    if (s->closed || s->n_threads >= s->max_workers + 1)
+        return;
+    pthread_t t;
+    if (gh_thread_start(&t, pool_main, s) == 0)
+        s->tids[s->n_threads++] = t;
 }
 
-void gh__server_sticky(gh_server_t *s, int on)
+/* Work appeared (a queued connection or the poller's role): wake an idle pool thread,
+ * or start one. Broadcast: both kinds of work are rare, and each woken thread takes
+ * the role first, then the queue. mu held. */
+static void want_thread(gh_server_t *s)
 {
-    __atomic_add_fetch(&s->n_sticky, on ? 1 : -1, __ATOMIC_SEQ_CST);
+    if (s->n_idle_workers > 0)
+        pthread_cond_broadcast(&s->work_cv);
+    else
+        grow_pool(s);
 }
-
-int gh__server_queue_waiting(gh_server_t *s)
-{
-    return __atomic_load_n(&s->q_len, __ATOMIC_RELAXED) > 0 ||
-           __atomic_load_n(&s->stopping, __ATOMIC_RELAXED);
-}
-
-/* ---- the worker pool --------------------------------------------------------------- */
 
 /* Hand c to a worker. mu held. */
 static void dispatch(gh_server_t *s, gh_conn_t *c)
@@ -591,24 +627,9 @@ static void dispatch(gh_server_t *s, gh_conn_t *c)
     /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     s->queue[(s->q_head + s->q_len) % s->q_cap] = c;
     s->q_len++;
-    if (s->n_idle_workers > 0) {
-        pthread_cond_signal(&s->work_cv);
-    } else if (s->n_workers < s->max_workers) {
-        pthread_t t;
-        if (gh_thread_start(&t, worker_main, s) == 0) {
-            s->worker_tids[s->n_workers++] = t;
-            s->st.workers = s->n_workers;
-        }
-    } else {
-        /* Every worker is busy, some maybe waiting on a connection of their own for
-         * its next request: ask one of those to hand its connection back and take
-         * this one (one token per queued connection). */
-        uint64_t one = 1;
-        ssize_t k;
-        do
-            k = write(s->nudgefd, &one, sizeof one);
-        while (k < 0 && errno == EINTR);
-    }
+    if (__atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
+        want_thread(s);
+    /* else: the next thread to finish a connection takes it */
 }
 
 __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
@@ -617,33 +638,176 @@ __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
     s->queue[s->q_head] = NULL;
     s->q_head = (s->q_head + 1) % s->q_cap;
     s->q_len--;
+    __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&s->mu);
     gh__conn_serve(c);
+    __atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&s->mu);
 }
 
-static void *worker_main(void *arg)
+/* What the thread holding the poller's role carries. */
+typedef struct {
+    unsigned gen;  /* the role's generation when this thread took it */
+    int dirty;     /* it served a request since its last stack scrub */
+    int deposed;   /* the monitor gave the role to another thread */
+} gh__pctx_t;
+
+static void poll_loop(gh_server_t *s, gh__pctx_t *pc);
+
+/* Stale slots of a finished request's frames would keep its conn, response and request
+ * alive while this thread waits (notes §3.1). Until they are cleared the thread counts
+ * as a busy worker, so that "no active connection and every worker idle" means the
+ * stacks are clean. A deposed poller is a busy worker until it is back in the pool. */
+static void scrub_dirty(gh_server_t *s, gh__pctx_t *pc)
+{
+    (void)s;
+    if (!pc->dirty)
+        return;
+    gh_gc_scrub_stack();
+    pc->dirty = 0;
+}
+
+static void *pool_main(void *arg)
 {
     gh_server_t *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->q_len == 0 && !s->closed) {
-            s->n_idle_workers++;
-            s->st.idle_workers = s->n_idle_workers;
-            pthread_cond_wait(&s->work_cv, &s->mu);
-            s->n_idle_workers--;
-            s->st.idle_workers = s->n_idle_workers;
-        }
-        if (s->q_len == 0 && s->closed)
+        if (s->closed)
             break;
-        worker_run_one(s);
-        /* Stale slots of the finished request's frames would keep its conn, response
-         * and request alive while this thread waits (notes §3.1). */
-        pthread_mutex_unlock(&s->mu);
-        gh_gc_scrub_stack();
-        pthread_mutex_lock(&s->mu);
+        if (__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST)) {
+            gh__pctx_t pc = {0, 0, 0};
+            __atomic_store_n(&s->poller_vacant, 0, __ATOMIC_SEQ_CST);
+            pc.gen = __atomic_add_fetch(&s->poller_gen, 1, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&s->poller_dirty, 0, __ATOMIC_SEQ_CST);
+            /* The request the monitor saw running is the deposed thread's now: the
+             * mark is cleared, or the monitor would depose this thread for it too. */
+            uint64_t m = __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST);
+            while ((m & 1) && !__atomic_compare_exchange_n(&s->inl, &m, m & ~(uint64_t)1, 0,
+                                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                ;
+            /* A queued connection that was waiting for this thread gets another. */
+            if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
+                want_thread(s);
+            pthread_mutex_unlock(&s->mu);
+            poll_loop(s, &pc);
+            scrub_dirty(s, &pc);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers) {
+            worker_run_one(s);
+            /* Stale slots of the finished request's frames (notes §3.1). */
+            pthread_mutex_unlock(&s->mu);
+            gh_gc_scrub_stack();
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        s->n_idle_workers++;
+        pthread_cond_wait(&s->work_cv, &s->mu);
+        s->n_idle_workers--;
     }
     pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- the monitor -------------------------------------------------------------------- */
+
+/* The poller starts serving a request; returns the value to pass to inl_end. */
+static uint64_t inl_begin(gh_server_t *s)
+{
+    uint64_t v = ((__atomic_load_n(&s->inl, __ATOMIC_RELAXED) >> 1) + 1) << 1 | 1;
+    __atomic_store_n(&s->inl, v, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&s->mon_sleeping, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&s->mon_mu);
+        pthread_cond_signal(&s->mon_cv);
+        pthread_mutex_unlock(&s->mon_mu);
+    }
+    return v;
+}
+
+/* The request ended. A deposed thread must not clear its successor's mark: only the
+ * value it set is cleared. */
+static void inl_end(gh_server_t *s, uint64_t v)
+{
+    __atomic_compare_exchange_n(&s->inl, &v, v & ~(uint64_t)1, 0, __ATOMIC_SEQ_CST,
+                                __ATOMIC_SEQ_CST);
+}
+
+/* 1 while the calling thread still holds the role it took as generation gen. A vacancy
+ * the monitor opened that no thread has taken yet is taken back. The stores and loads
+ * are sequentially consistent with the monitor's: either it sees the request ended
+ * (inl_end) and opens nothing, or this sees the vacancy. */
+static int still_poller(gh_server_t *s, unsigned gen)
+{
+    if (__atomic_load_n(&s->poller_gen, __ATOMIC_SEQ_CST) != gen)
+        return 0;
+    if (!__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST))
+        return 1;
+    pthread_mutex_lock(&s->mu);
+    int mine = __atomic_load_n(&s->poller_gen, __ATOMIC_SEQ_CST) == gen;
+    if (mine)
+        __atomic_store_n(&s->poller_vacant, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+    return mine;
+}
+
+/* The request marked v has run for a whole tick: give the poller's role away. */
+static void handoff(gh_server_t *s, uint64_t v)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->closed && !__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST) == v) {
+        __atomic_store_n(&s->poller_vacant, 1, __ATOMIC_SEQ_CST);
+        s->st.handoffs++;
+        /* With every thread busy, the first one to finish takes the role (the stuck
+         * one included). */
+        want_thread(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void sleep_until(gh_time_t t)
+{
+    struct timespec ts = {(time_t)(t / GH_SEC), (long)(t % GH_SEC)};
+    /* EINTR: the collector's stop-the-world signal; the caller looks again anyway. */
+    (void)clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+/* Ticks every handoff_timeout while the poller serves requests; a request seen running
+ * at two ticks in a row has run for at least one tick (and at most two). After 32
+ * ticks without a request it sleeps until the next one starts (inl_begin wakes it), so
+ * an idle server costs no wake-ups. */
+static void *monitor_main(void *arg)
+{
+    gh_server_t *s = arg;
+    uint64_t last = 0;
+    int quiet = 0;
+    gh_time_t next = gh_now();
+    while (!__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST)) {
+        next += s->handoff;
+        gh_time_t now = gh_now();
+        if (next < now)
+            next = now + s->handoff; /* stopped for a while (a collection): start over */
+        sleep_until(next);
+        uint64_t v = __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST);
+        if ((v & 1) && v == last)
+            handoff(s, v);
+        quiet = v == last && !(v & 1) ? quiet + 1 : 0;
+        last = v;
+        if (quiet < 32)
+            continue;
+        pthread_mutex_lock(&s->mon_mu);
+        __atomic_store_n(&s->mon_sleeping, 1, __ATOMIC_SEQ_CST);
+        while (!(__atomic_load_n(&s->inl, __ATOMIC_SEQ_CST) & 1) &&
+               !__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST))
+            pthread_cond_wait(&s->mon_cv, &s->mon_mu);
+        __atomic_store_n(&s->mon_sleeping, 0, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&s->mon_mu);
+        /* The request that woke us started before now: one tick more is enough. */
+        last = __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST);
+        quiet = 0;
+        next = gh_now();
+    }
     return NULL;
 }
 
@@ -679,8 +843,9 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
     }
 }
 
-__attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
-                                                 const struct sockaddr_storage *peer)
+/* A new connection, registered for input; NULL if it could not be kept. */
+__attribute__((noinline)) static gh_conn_t *accept_one(gh_server_t *s, int fd,
+                                                       const struct sockaddr_storage *peer)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -690,7 +855,7 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
     gh_conn_t *c = gh__conn_new(s, fd, id);
     if (!c) {
         close(fd);
-        return;
+        return NULL;
     }
     char buf[80];
     format_addr(peer, buf, sizeof buf);
@@ -699,7 +864,7 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
     if (table_put(s, c) < 0) {
         pthread_mutex_unlock(&s->mu);
         gh_fd_close(c->fd);
-        return;
+        return NULL;
     }
     s->st.accepted++;
     set_phase(c, GH__PH_WAIT_HEAD);
@@ -710,9 +875,12 @@ __attribute__((noinline)) static void accept_one(gh_server_t *s, int fd,
     pthread_mutex_unlock(&s->mu);
     gh__server_set_state(c, GH_STATE_NEW);
     epoll_interest(s, c, 1, EPOLL_CTL_ADD);
+    return c;
 }
 
-static void do_accept(gh_server_t *s, int li)
+static void on_conn_event(gh_server_t *s, gh__pctx_t *pc, gh_conn_t *c, uint32_t ev);
+
+static void do_accept(gh_server_t *s, gh__pctx_t *pc, int li)
 {
     for (int n = 0; n < 64; n++) {
         struct sockaddr_storage peer = {0};
@@ -735,7 +903,13 @@ static void do_accept(gh_server_t *s, int li)
             return;
         }
         s->accept_backoff = 0;
-        accept_one(s, fd, &peer);
+        gh_conn_t *c = accept_one(s, fd, &peer);
+        /* A client usually sends its request right behind the handshake: look for it
+         * now rather than after another trip through epoll_wait. */
+        if (c)
+            on_conn_event(s, pc, c, EPOLLIN);
+        if (pc->deposed)
+            return;
     }
 }
 
@@ -747,8 +921,73 @@ static int pending_bytes(int fd)
     return n;
 }
 
+/* Queued connections wait for a thread to finish its connection; when the poller
+ * finishes one, an idle thread takes the queue. */
+static void kick_queue(gh_server_t *s)
+{
+    if (__atomic_load_n(&s->q_len, __ATOMIC_RELAXED) == 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
+        want_thread(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Serve c, whose complete head the poller has just read, on the poller's thread: the
+ * request, and the ones pipelined behind it up to GH__INLINE_RUN, then park it
+ * without an epoll_ctl (its interest never stopped being input). If the monitor gives
+ * the role away meanwhile, this thread finishes c as a worker and sets pc->deposed. */
+__attribute__((noinline)) static void serve_inline(gh_server_t *s, gh__pctx_t *pc, gh_conn_t *c)
+{
+    pthread_mutex_lock(&s->mu);
+    if (get_phase(c) != GH__PH_PREAD) { /* closed meanwhile by gh_server_close */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    tl_remove(s, c);
+    set_phase(c, GH__PH_ACTIVE);
+    __atomic_add_fetch(&s->active, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+    if (!pc->dirty) {
+        pc->dirty = 1;
+        __atomic_store_n(&s->poller_dirty, 1, __ATOMIC_SEQ_CST);
+    }
+    __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
+    for (int k = 1;; k++) {
+        uint64_t mark = inl_begin(s);
+        int keep = gh__conn_serve_one(c);
+        inl_end(s, mark);
+        if (!still_poller(s, pc->gen)) {
+            /* Another thread polls now: go on with c as a worker, watching it for a
+             * hang-up only (see epoll_interest). */
+            pc->deposed = 1;
+            if (keep) {
+                epoll_interest(s, c, 0, EPOLL_CTL_MOD);
+                if (gh__conn_next(c, 0))
+                    gh__conn_serve(c);
+            }
+            break;
+        }
+        if (!keep || !gh__conn_next(c, 1))
+            break;
+        if (k == GH__INLINE_RUN) {
+            /* More pipelined requests: a worker serves them, so others get their turn. */
+            epoll_interest(s, c, 0, EPOLL_CTL_MOD);
+            pthread_mutex_lock(&s->mu);
+            leave_active(s, 1);
+            dispatch(s, c);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        __atomic_store_n(&c->phase, GH__PH_ACTIVE, __ATOMIC_RELEASE);
+    }
+    __atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
+    kick_queue(s);
+}
+
 /* An edge on a connection. */
-__attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c, uint32_t ev)
+__attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh__pctx_t *pc, gh_conn_t *c,
+                                                    uint32_t ev)
 {
     int hup = (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     if (hup)
@@ -800,6 +1039,14 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh_conn_t *c
     if (c->head_status) {
         /* Malformed: answer from here, without a worker, and linger. */
         gh__conn_write_error(c, c->head_status, NULL, 0);
+        return;
+    }
+    if (__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST)) {
+        gh__server_conn_close(c);
+        return;
+    }
+    if (s->handoff > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers) {
+        serve_inline(s, pc, c);
         return;
     }
     /* A worker will own it: watch for a hang-up only. Done before the hand-over, so that
@@ -886,7 +1133,8 @@ static void close_idle(gh_server_t *s)
     }
 }
 
-__attribute__((noinline)) static void handle_event(gh_server_t *s, uint64_t tag, uint32_t ev)
+__attribute__((noinline)) static void handle_event(gh_server_t *s, gh__pctx_t *pc, uint64_t tag,
+                                                   uint32_t ev)
 {
     if (tag == GH__TAG_WAKE) {
         uint64_t v;
@@ -897,7 +1145,7 @@ __attribute__((noinline)) static void handle_event(gh_server_t *s, uint64_t tag,
     if (tag & GH__TAG_LISTENER) {
         int li = (int)(tag & 0xff);
         if (li < s->n_listeners && s->lfd[li] >= 0 && !s->stopping)
-            do_accept(s, li);
+            do_accept(s, pc, li);
         return;
     }
     int fd = (int)(uint32_t)tag;
@@ -908,35 +1156,54 @@ __attribute__((noinline)) static void handle_event(gh_server_t *s, uint64_t tag,
         c = s->conns[fd];
     pthread_mutex_unlock(&s->mu);
     if (c)
-        on_conn_event(s, c, ev);
+        on_conn_event(s, pc, c, ev);
 }
 
-static void *poller_main(void *arg)
+/* The poller's role: events, timers, shutdown. Returns when the server closes, or when
+ * the monitor gave the role to another thread while this one served a request (which
+ * it has then finished as a worker); the successor resumes the batch at ev_next. */
+static void poll_loop(gh_server_t *s, gh__pctx_t *pc)
 {
-    gh_server_t *s = arg;
-    struct epoll_event evs[64];
     for (;;) {
+        for (;;) {
+            pthread_mutex_lock(&s->mu);
+            if (s->ev_next >= s->ev_n) {
+                pthread_mutex_unlock(&s->mu);
+                break;
+            }
+            struct epoll_event ev = s->evs[s->ev_next++];
+            pthread_mutex_unlock(&s->mu);
+            handle_event(s, pc, ev.data.u64, ev.events);
+            if (pc->deposed)
+                return;
+        }
+        /* Whatever the batch touched is dead now: clear its frames before waiting. */
+        gh_gc_scrub_stack();
+        if (pc->dirty) {
+            pc->dirty = 0;
+            __atomic_store_n(&s->poller_dirty, 0, __ATOMIC_SEQ_CST);
+        }
         int timeout = expire_timers(s);
         pthread_mutex_lock(&s->mu);
         int stopping = s->stopping, closed = s->closed;
         pthread_mutex_unlock(&s->mu);
         if (closed)
-            break;
+            return;
         if (stopping)
             close_idle(s);
-        int n = epoll_wait(s->epfd, evs, 64, timeout);
+        int n = epoll_wait(s->epfd, s->evs, GH__BATCH, timeout);
         if (n < 0) {
             /* The collector's stop-the-world signals interrupt epoll_wait on every
              * collection: just wait again. */
             if (errno == EINTR)
                 continue;
-            break;
+            return;
         }
-        for (int i = 0; i < n; i++)
-            handle_event(s, evs[i].data.u64, evs[i].events);
-        gh_gc_scrub_stack();
+        pthread_mutex_lock(&s->mu);
+        s->ev_n = n;
+        s->ev_next = 0;
+        pthread_mutex_unlock(&s->mu);
     }
-    return NULL;
 }
 
 /* ---- shutdown ---------------------------------------------------------------------- */
@@ -952,15 +1219,6 @@ static void close_listeners(gh_server_t *s)
     }
 }
 
-static void signal_stop(gh_server_t *s)
-{
-    uint64_t one = 1;
-    ssize_t k;
-    do
-        k = write(s->stopfd, &one, sizeof one);
-    while (k < 0 && errno == EINTR);
-}
-
 int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
 {
     pthread_mutex_lock(&s->mu);
@@ -968,11 +1226,10 @@ int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
     close_listeners(s);
     pthread_mutex_unlock(&s->mu);
     wake_poller(s);
-    signal_stop(s);
     gh_time_t deadline = gh_now() + (timeout > 0 ? timeout : 0);
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    while (__atomic_load_n(&s->active, __ATOMIC_SEQ_CST) > 0 || (s->open > 0 && !s->poller_running)) {
+    while (__atomic_load_n(&s->active, __ATOMIC_SEQ_CST) > 0) {
         gh_time_t now = gh_now();
         if (now >= deadline) {
             rc = GH_ETIMEDOUT;
@@ -993,25 +1250,9 @@ int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
     return rc;
 }
 
-int gh_server_close(gh_server_t *s)
+/* Close every connection the server still owns; threads blocked on them wake. */
+static void close_all(gh_server_t *s)
 {
-    pthread_mutex_lock(&s->mu);
-    if (s->closed) {
-        pthread_mutex_unlock(&s->mu);
-        return 0;
-    }
-    s->stopping = 1;
-    s->closed = 1;
-    close_listeners(s);
-    pthread_cond_broadcast(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
-    wake_poller(s);
-    signal_stop(s);
-    if (s->poller_running && !pthread_equal(pthread_self(), s->poller)) {
-        gh_thread_join(s->poller, NULL);
-        s->poller_running = 0;
-    }
-    /* Close every connection the server still owns; workers blocked on them wake. */
     size_t next = 0; /* resume after each victim, as close_idle does */
     for (;;) {
         gh_conn_t *victim = NULL;
@@ -1024,18 +1265,43 @@ int gh_server_close(gh_server_t *s)
             break;
         gh__server_conn_close(victim);
     }
+}
+
+int gh_server_close(gh_server_t *s)
+{
     pthread_mutex_lock(&s->mu);
-    int n = s->n_workers;
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    s->stopping = 1;
+    __atomic_store_n(&s->closed, 1, __ATOMIC_SEQ_CST);
+    close_listeners(s);
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    wake_poller(s);
+    pthread_mutex_lock(&s->mon_mu);
+    pthread_cond_broadcast(&s->mon_cv);
+    pthread_mutex_unlock(&s->mon_mu);
+    /* First the connections, so that a handler blocked on one (on any thread, the
+     * poller's included) returns and its thread can be joined. */
+    close_all(s);
+    if (s->monitor_running && !pthread_equal(pthread_self(), s->monitor)) {
+        gh_thread_join(s->monitor, NULL);
+        s->monitor_running = 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_threads; /* no thread starts once closed is set */
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < n; i++)
-        if (!pthread_equal(pthread_self(), s->worker_tids[i]))
-            gh_thread_join(s->worker_tids[i], NULL);
+        if (!pthread_equal(pthread_self(), s->tids[i]))
+            gh_thread_join(s->tids[i], NULL);
+    /* A connection the poller accepted while the first pass ran. */
+    close_all(s);
     close(s->epfd);
     close(s->wakefd);
-    close(s->nudgefd);
-    close(s->stopfd);
-    s->epfd = s->wakefd = s->nudgefd = s->stopfd = -1;
+    s->epfd = s->wakefd = -1;
     return 0;
 }
 
@@ -1047,10 +1313,14 @@ void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
     st->bad_requests = __atomic_load_n(&s->st.bad_requests, __ATOMIC_RELAXED);
     st->open_conns = s->open;
     st->active_conns = __atomic_load_n(&s->active, __ATOMIC_SEQ_CST);
-    st->workers = s->n_workers;
-    /* A worker waiting on a connection of its own is idle too (and past its stack
-     * scrub, which tests rely on). */
-    st->idle_workers = s->n_idle_workers + __atomic_load_n(&s->n_sticky, __ATOMIC_SEQ_CST);
+    /* The thread holding the poller's role is not a worker, unless it has served a
+     * request since its last stack scrub. */
+    int polling = s->n_threads > 0 && !s->closed &&
+                  !__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST) &&
+                  !__atomic_load_n(&s->poller_dirty, __ATOMIC_SEQ_CST);
+    st->workers = s->n_threads - polling;
+    st->threads = s->n_threads;
+    st->idle_workers = s->n_idle_workers; /* waiting in the pool, past their stack scrub */
     pthread_mutex_unlock(&s->mu);
 }
 

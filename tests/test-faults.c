@@ -571,9 +571,10 @@ START_TEST(test_faults_write_timeout_frees_the_only_worker_from_a_stalled_reader
     ck_assert_int_eq(rec_done, GH_ETIMEDOUT);
     ck_assert_int_ge(took, 450);
     ck_assert_int_le(took, 2500);
-    /* The one worker is free again: another client is answered at once. */
+    /* The one worker is free again: another client is answered at once. At most one
+     * thread more held the poller's role while the first handler blocked. */
     assert_serves(1000);
-    ck_assert_int_le(stats().workers, 1);
+    ck_assert_int_le(stats().threads, 2);
     close(fd);
     ck_assert(wait_quiescent(IO_MS));
 }

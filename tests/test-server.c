@@ -335,13 +335,14 @@ START_TEST(test_server_read_timeout_on_a_slow_body_frees_the_worker)
     ck_assert_int_le(rec_took / GH_MSEC, 2300);
     ck_assert_int_eq(read_status(fd), 200);
     ck_assert_str_eq(body(), "GH_ETIMEDOUT after 10");
-    /* The only worker serves the next client promptly. */
+    /* The only worker serves the next client promptly (one thread more, at most, held
+     * the poller's role while the first handler blocked). */
     int fd2 = connect_srv();
     gh_time_t t0 = gh_now();
     send_str(fd2, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     ck_assert_int_eq(read_status(fd2), 200);
     ck_assert_int_lt(ms_since(t0), 1000);
-    ck_assert_int_le(stats().workers, 1);
+    ck_assert_int_le(stats().threads, 2);
     close(fd);
     close(fd2);
 }

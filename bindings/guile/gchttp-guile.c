@@ -469,6 +469,7 @@ static SCM server_stats(SCM srv)
     return scm_list_n(STAT("accepted", st.accepted), STAT("requests", st.requests),
                       STAT("hijacked", st.hijacked), STAT("closed", st.closed),
                       STAT("open-conns", st.open_conns), STAT("workers", st.workers),
+                      STAT("threads", st.threads),
                       SCM_UNDEFINED);
 }
 

@@ -237,7 +237,7 @@
   (check "concurrent requests (4 client threads x 25)"
          (= (apply + results) (* nthreads per))
          results)
-  (check "worker pool served the concurrent clients" (>= (assq-ref (gchttp-server-stats srv) 'workers) 1)
+  (check "pool threads served the concurrent clients" (>= (assq-ref (gchttp-server-stats srv) 'threads) 1)
          (gchttp-server-stats srv)))
 
 ;;; ---- 3. hijack ---------------------------------------------------------------------

@@ -1,13 +1,19 @@
 /*
  * gchttp/server.h: the HTTP/1.1 server.
  *
- * Threads: one poller thread (epoll) accepts connections and owns every idle one; a
- * pool of GC-registered worker threads, grown on demand up to max_workers, runs one
- * request at a time with blocking I/O bounded by deadlines. The poller reads request
- * heads without blocking, so a slow client holds no worker. After a response the worker
- * waits up to 20 ms on that connection for its next request (a busy keep-alive client
- * then costs no hand-over), then parks it with the poller: idle keep-alive connections
- * hold no thread. While a handler runs the poller keeps watching its
+ * Threads: a pool of GC-registered threads, grown on demand. One of them at a time
+ * holds the poller's role (epoll): it accepts connections, owns every idle one and
+ * reads request heads without blocking, so a slow client holds no thread. A complete
+ * head is served right there, on the poller's thread, with blocking I/O bounded by
+ * deadlines: a batch of ready keep-alive connections is answered with no thread
+ * hand-over and no epoll_ctl, as an event loop would. A monitor thread watches for a
+ * handler that runs longer than handoff_timeout (1 ms by default; blocked, or busy):
+ * another pool thread then takes the poller's role, and the first finishes its request
+ * as a worker. So a handler may block (long polls, body uploads, its own I/O): it
+ * delays other connections by one or two handoff periods, and holds a thread only
+ * while it blocks. At most max_workers threads serve requests at once; more requests
+ * wait in a queue. Handlers run on whichever pool thread, one request at a time per
+ * connection, in order. While a handler runs, the poller keeps watching its
  * connection for the peer going away (EPOLLRDHUP), so a disconnect cancels the
  * request context without a read in flight (Go's "background read", without its
  * limits).
@@ -84,7 +90,14 @@ typedef struct gh_server_config_s {
     /** Unread request body drained after the handler to keep the connection
      * (Go: 256 KiB). Beyond it the connection is closed. Default 256 KiB. */
     size_t max_body_drain;
-    int max_workers;             /*< worker pool limit; default 64 */
+    /** Threads serving requests at once, the poller's included (a pool thread more
+     * may hold the poller's role meanwhile); default 64. */
+    int max_workers;
+    /** How long a handler may run on the poller's thread before the monitor gives the
+     * poller's role to another thread (it does so within one to two of these periods).
+     * Default (0): 1 ms. Negative: never serve on the poller's thread; every request
+     * is handed to a worker (a thread wake-up per request). */
+    gh_time_t handoff_timeout;
     /** Grow the collector's heap to at least this many bytes when the server starts,
      * so that a busy server does not collect every few milliseconds (each collection
      * stops every thread, workers included: at 50 busy connections on one core that
@@ -97,7 +110,7 @@ typedef struct gh_server_config_s {
      * gh_server_hijacked_foreach / gh_server_close_hijacked (golang/go#17721). The
      * registry never keeps a connection alive. Off by default. */
     int track_hijacked;
-    gh_conn_state_fn conn_state; /*< optional; runs on the poller or a worker thread */
+    gh_conn_state_fn conn_state; /*< optional; runs on a pool thread (the poller's or a worker) */
     void *conn_state_data;       /*< kept alive by the server */
 } gh_server_config_t;
 
@@ -116,7 +129,8 @@ GH_EXTERN int gh_server_listen_addr(gh_server_t *s, const char *hostport);
 /** The port of the i-th listener, or a negative code. */
 GH_EXTERN int gh_server_port(const gh_server_t *s, int i);
 
-/** Start the poller and the first worker; returns at once. @return 0 or a code. */
+/** Start the pool's first thread (the poller) and the monitor; returns at once.
+ * @return 0 or a code. */
 GH_EXTERN int gh_server_start(gh_server_t *s);
 
 /**
@@ -151,10 +165,12 @@ typedef struct gh_server_stats_s {
     unsigned long closed;        /*< connections closed by the server */
     int open_conns;              /*< connections owned by the server now */
     int active_conns;            /*< connections with a request in progress */
-    int workers;                 /*< worker threads started */
-    int idle_workers;            /*< of which waiting for work (in the pool, or on a
-                                  *  keep-alive connection of their own) */
+    int workers;                 /*< pool threads started, less the one holding the
+                                  *  poller's role unless it is serving a request */
+    int idle_workers;            /*< of which waiting for work in the pool */
     unsigned long accept_backoffs; /*< EMFILE/ENFILE back-offs */
+    unsigned long handoffs;      /*< times a long handler made the poller's role move */
+    int threads;                 /*< pool threads started (at most max_workers + 1) */
 } gh_server_stats_t;
 
 GH_EXTERN void gh_server_stats(gh_server_t *s, gh_server_stats_t *st);
