@@ -81,6 +81,8 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     gh_time_t t0 = gh_now();
     if (path_is(r, "/hello")) {
         gh_response_puts(w, "hello");
+    } else if (path_is(r, "/seq")) {
+        gh_response_puts(w, gh_request_target(r));
     } else if (path_is(r, "/addr")) {
         gh_response_puts(w, gh_request_remote_addr(r));
     } else if (path_is(r, "/block")) {
@@ -725,6 +727,85 @@ START_TEST(test_server_pool_stops_growing_at_max_workers)
 }
 END_TEST
 
+/* A handler blocking on the poller's thread: the monitor hands the poller's role to
+ * another thread, so other connections are served while it blocks. */
+static void handoff_run(gh_time_t handoff)
+{
+    gh_server_config_t cfg;
+    config(&cfg);
+    cfg.handoff_timeout = handoff;
+    start(&cfg);
+    int blocked = connect_srv();
+    send_str(blocked, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_sig(entered, 5000);
+    for (int i = 0; i < 5; i++) {
+        gh_time_t t0 = gh_now();
+        int fd = connect_srv();
+        send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_int_eq(read_status(fd), 200);
+        ck_assert_str_eq(body(), "hello");
+        ck_assert_int_lt(ms_since(t0), 1000);
+        close(fd);
+    }
+    gh_server_stats_t st = stats();
+    /* The blocked handler still holds its thread; another one polls. */
+    ck_assert_int_eq(gh_ctx_done(release), 0);
+    ck_assert_int_ge(st.threads, 2);
+    if (handoff >= 0) /* 0: the default */
+        ck_assert_uint_ge(st.handoffs, 1);
+    else
+        ck_assert_uint_eq(st.handoffs, 0);
+    gh_ctx_cancel(release, 0);
+    ck_assert_int_eq(read_status(blocked), 200);
+    ck_assert_str_eq(body(), "released GH_ECANCELED");
+    /* The deposed thread went back to the pool and keeps serving. */
+    send_str(blocked, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(read_status(blocked), 200);
+    close(blocked);
+    ck_assert_int_le(stats().threads, cfg.max_workers ? cfg.max_workers + 1 : 65);
+}
+
+START_TEST(test_server_blocking_handler_hands_the_poller_to_another_thread)
+{
+    handoff_run(0);
+}
+END_TEST
+
+START_TEST(test_server_negative_handoff_serves_every_request_on_a_worker)
+{
+    handoff_run(-1);
+}
+END_TEST
+
+/* A client pipelining many requests gets them all, in order, and does not keep the
+ * poller from serving another client meanwhile (after GH__INLINE_RUN requests a worker
+ * takes the rest). */
+START_TEST(test_server_long_pipeline_is_served_in_order_without_starving_others)
+{
+    start_default();
+    enum { N = 100 };
+    static char reqs[N * 64];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(reqs + len, sizeof reqs - len,
+                                "GET /seq?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    int fd = connect_srv();
+    ck_assert_int_eq(th_send(fd, reqs, len), 0);
+    int other = connect_srv();
+    send_str(other, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(read_status(other), 200);
+    close(other);
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "/seq?n=%d", i);
+        ck_assert_int_eq(read_status(fd), 200);
+        ck_assert_str_eq(body(), want);
+    }
+    ck_assert_uint_eq(stats().requests, N + 1);
+    close(fd);
+}
+END_TEST
+
 /* ---- IPv6 ------------------------------------------------------------------------------------ */
 
 START_TEST(test_server_listens_on_ipv6_loopback)
@@ -808,6 +889,9 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_server_slowloris_clients_hold_no_workers);
     tcase_add_test(tc, test_server_pool_grows_to_one_worker_per_blocking_handler);
     tcase_add_test(tc, test_server_pool_stops_growing_at_max_workers);
+    tcase_add_test(tc, test_server_blocking_handler_hands_the_poller_to_another_thread);
+    tcase_add_test(tc, test_server_negative_handoff_serves_every_request_on_a_worker);
+    tcase_add_test(tc, test_server_long_pipeline_is_served_in_order_without_starving_others);
     tcase_add_test(tc, test_server_listens_on_ipv6_loopback);
     suite_add_tcase(s, tc);
     return s;
