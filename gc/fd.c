@@ -62,6 +62,19 @@ static void fd_finalize(void *obj)
 static gh_type_t fd_type = {
     .name = "gh_fd", .size = sizeof(struct gh_fd_s), .finalize = fd_finalize};
 
+/* An accepted socket, already non-blocking (accept4 with SOCK_NONBLOCK): two system
+ * calls fewer than gh_fd_new on the accept path. */
+gh_fd_t *gh__fd_new_socket(int fd)
+{
+    gh_fd_t *f = gh_obj_new(&fd_type);
+    if (!f)
+        return NULL;
+    f->is_socket = 1;
+    f->refs = 1;
+    __atomic_store_n(&f->fd, fd, __ATOMIC_RELEASE);
+    return f;
+}
+
 gh_fd_t *gh_fd_new(int fd)
 {
     if (fd < 0) {
@@ -117,8 +130,11 @@ int gh_fd_close(gh_fd_t *f)
         return GH_EBADF;
     /* The open reference is still held, so fd is valid here. shutdown() wakes threads
      * blocked in poll/recv on it (they see POLLHUP, then `closing`); close() alone would
-     * not, and would free the number for reuse under them. */
-    if (f->is_socket)
+     * not, and would free the number for reuse under them. With no operation in flight
+     * (ours is the only reference) there is nobody to wake: the common case, one system
+     * call saved. A thread that acquires after this look still sees `closing` within one
+     * poll slice (fd_wait). */
+    if (f->is_socket && __atomic_load_n(&f->refs, __ATOMIC_ACQUIRE) > 1)
         (void)shutdown(__atomic_load_n(&f->fd, __ATOMIC_ACQUIRE), SHUT_RDWR);
     gh_fd_release(f);
     return 0;

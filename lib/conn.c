@@ -53,7 +53,7 @@ gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id)
     c->id = id;
     c->fdnum = fd;
     c->state = -1; /* nothing reported yet: GH_STATE_NEW is 0, and must be reported */
-    c->fd = gh_fd_new(fd);
+    c->fd = gh__fd_new_socket(fd); /* accept4 made it non-blocking */
     c->r = gh_obj_new(&gh__conn_reader_type);
     c->ctx = gh_ctx_new(NULL);
     if (!c->fd || !c->r || !c->ctx)

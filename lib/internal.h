@@ -31,6 +31,8 @@
 /* A scanned (conservatively traced) array of n pointer-sized words, zeroed. Counted in
  * gh_alloc_stats. NULL when out of memory. */
 void *gh__ptrs_new(size_t n);
+/* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
+gh_fd_t *gh__fd_new_socket(int fd);
 
 /* bufio internals (lib/bufio.c) */
 extern gh_type_t gh__reader_type, gh__writer_type, gh__ctx_type;
