@@ -194,8 +194,15 @@ unsigned long gh_fd_leaked(void)
  * routine: bdwgc's stop-the-world signals interrupt poll on every collection.
  * Caller holds an operation reference. Returns 0 (try the syscall again) or a code.
  */
+void (*gh__fd_block_hook)(void);
+
 static int fd_wait(gh_fd_t *f, short events, const gh_time_t *deadline)
 {
+    /* About to block: the server hands its poller's role away first if this thread
+     * holds it (lib/server.c), rather than after its monitor's next tick. */
+    void (*hook)(void) = gh__fd_block_hook;
+    if (hook)
+        hook();
     for (;;) {
         if (__atomic_load_n(&f->closing, __ATOMIC_ACQUIRE))
             return GH_EBADF;

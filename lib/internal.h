@@ -31,6 +31,8 @@
 /* A scanned (conservatively traced) array of n pointer-sized words, zeroed. Counted in
  * gh_alloc_stats. NULL when out of memory. */
 void *gh__ptrs_new(size_t n);
+/* Called by gh_fd operations before they block (gc/fd.c); set by lib/server.c. */
+extern void (*gh__fd_block_hook)(void);
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 gh_fd_t *gh__fd_new_socket(int fd);
 
@@ -245,6 +247,9 @@ void gh__conn_eval_hup(gh_conn_t *c, int hard);
 void gh__server_conn_linger(gh_conn_t *c);
 /* Close a connection the server owns and forget it. Any thread. */
 void gh__server_conn_close(gh_conn_t *c);
+/* The calling thread is about to block (gh_ctx_wait, a gh_fd wait): if it serves a
+ * request on the poller's role, hand the role to another thread now. */
+void gh__server_will_block(void);
 /* Drop the server's references to a hijacked connection. */
 void gh__server_conn_forget(gh_conn_t *c);
 /* Watch a connection for the peer going away while its handler runs; unwatch. */

@@ -154,6 +154,7 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
         s->cfg.max_body_drain = 256 << 10;
     s->max_workers = cfg->max_workers > 0 ? cfg->max_workers : 64;
     s->handoff = cfg->handoff_timeout == 0 ? GH__HANDOFF_DEFAULT : cfg->handoff_timeout;
+    gh__fd_block_hook = gh__server_will_block;
     s->tl_dur[GH__TL_HEAD] = s->cfg.read_header_timeout;
     s->tl_dur[GH__TL_IDLE] = s->cfg.idle_timeout;
     s->tl_dur[GH__TL_LINGER] = GH__LINGER_NS;
@@ -349,9 +350,10 @@ static void tl_add(gh_server_t *s, gh_conn_t *c, int l, gh_time_t deadline)
         return; /* that timeout is disabled */
     c->deadline = deadline;
     c->timer_list = l;
-    /* Each list holds one duration, so deadlines arrive nearly in order; but a worker
-     * parks a connection with a deadline computed up to a sticky wait earlier. Insert
-     * in order, walking from the tail: the poller only ever looks at the head. */
+    /* Each list holds one duration, so deadlines arrive nearly in order; but a
+     * connection is parked with a deadline computed when its request finished, which
+     * may be a while before (a worker, or the poller's batch). Insert in order, walking
+     * from the tail: the poller only ever looks at the head. */
     gh_conn_t *after = s->tl_tail[l];
     while (after && after->deadline > deadline)
         after = after->tprev;
@@ -745,19 +747,45 @@ static int still_poller(gh_server_t *s, unsigned gen)
         return 1;
     pthread_mutex_lock(&s->mu);
     int mine = __atomic_load_n(&s->poller_gen, __ATOMIC_SEQ_CST) == gen;
-    if (mine)
+    if (mine) {
         __atomic_store_n(&s->poller_vacant, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&s->poller_dirty, 1, __ATOMIC_SEQ_CST); /* it is mid-request */
+    }
     pthread_mutex_unlock(&s->mu);
     return mine;
 }
 
-/* The request marked v has run for a whole tick: give the poller's role away. */
+/* The server and mark of the request this thread serves on the poller's role, if any.
+ * Not a GC root: the server is kept by the thread's start argument. */
+static __thread gh_server_t *tls_inline;
+static __thread uint64_t tls_mark;
+
+static void handoff(gh_server_t *s, uint64_t v);
+
+/* Go's entersyscallblock: a handler about to block in gchttp (a context wait, a socket
+ * wait) gives the poller's role away at once instead of after a monitor tick, so that
+ * other connections, and a hang-up of its own (close-notify), wait for a thread wake-up
+ * rather than for up to two handoff periods. Once per request. */
+void gh__server_will_block(void)
+{
+    gh_server_t *s = tls_inline;
+    if (!s)
+        return;
+    tls_inline = NULL;
+    handoff(s, tls_mark);
+}
+
+/* The request marked v has run for a whole tick, or is about to block: give the
+ * poller's role away. */
 static void handoff(gh_server_t *s, uint64_t v)
 {
     pthread_mutex_lock(&s->mu);
     if (!s->closed && !__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST) &&
         __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST) == v) {
         __atomic_store_n(&s->poller_vacant, 1, __ATOMIC_SEQ_CST);
+        /* The deposed thread counts as a busy worker from now on; the role's next
+         * holder starts clean. */
+        __atomic_store_n(&s->poller_dirty, 0, __ATOMIC_SEQ_CST);
         s->st.handoffs++;
         /* With every thread busy, the first one to finish takes the role (the stuck
          * one included). */
@@ -955,7 +983,10 @@ __attribute__((noinline)) static void serve_inline(gh_server_t *s, gh__pctx_t *p
     __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     for (int k = 1;; k++) {
         uint64_t mark = inl_begin(s);
+        tls_mark = mark;
+        tls_inline = s;
         int keep = gh__conn_serve_one(c);
+        tls_inline = NULL;
         inl_end(s, mark);
         if (!still_poller(s, pc->gen)) {
             /* Another thread polls now: go on with c as a worker, watching it for a
@@ -1314,9 +1345,9 @@ void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
     st->open_conns = s->open;
     st->active_conns = __atomic_load_n(&s->active, __ATOMIC_SEQ_CST);
     /* The thread holding the poller's role is not a worker, unless it has served a
-     * request since its last stack scrub. */
+     * request since its last stack scrub. While the role is open (a hand-off), the
+     * thread about to take it is counted as the poller already. */
     int polling = s->n_threads > 0 && !s->closed &&
-                  !__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST) &&
                   !__atomic_load_n(&s->poller_dirty, __ATOMIC_SEQ_CST);
     st->workers = s->n_threads - polling;
     st->threads = s->n_threads;
