@@ -187,6 +187,10 @@ unsigned long gh_fd_leaked(void)
     return __atomic_load_n(&n_leaked, __ATOMIC_RELAXED);
 }
 
+/* See gc/internal.h. lib/server.c stores it (always the same function) when it makes a
+ * server; atomic because a later server may store it while another one runs. */
+void (*gh__fd_block_hook)(void);
+
 /*
  * Wait until fd is ready for `events`, the deadline passes or the descriptor is closed.
  * poll() runs in slices of at most GH_FD_POLL_SLICE_MS so that `closing` and a changed
@@ -194,13 +198,11 @@ unsigned long gh_fd_leaked(void)
  * routine: bdwgc's stop-the-world signals interrupt poll on every collection.
  * Caller holds an operation reference. Returns 0 (try the syscall again) or a code.
  */
-void (*gh__fd_block_hook)(void);
-
 static int fd_wait(gh_fd_t *f, short events, const gh_time_t *deadline)
 {
     /* About to block: the server hands its poller's role away first if this thread
      * holds it (lib/server.c), rather than after its monitor's next tick. */
-    void (*hook)(void) = gh__fd_block_hook;
+    void (*hook)(void) = __atomic_load_n(&gh__fd_block_hook, __ATOMIC_ACQUIRE);
     if (hook)
         hook();
     for (;;) {

@@ -154,7 +154,7 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
         s->cfg.max_body_drain = 256 << 10;
     s->max_workers = cfg->max_workers > 0 ? cfg->max_workers : 64;
     s->handoff = cfg->handoff_timeout == 0 ? GH__HANDOFF_DEFAULT : cfg->handoff_timeout;
-    gh__fd_block_hook = gh__server_will_block;
+    __atomic_store_n(&gh__fd_block_hook, gh__server_will_block, __ATOMIC_RELEASE);
     s->tl_dur[GH__TL_HEAD] = s->cfg.read_header_timeout;
     s->tl_dur[GH__TL_IDLE] = s->cfg.idle_timeout;
     s->tl_dur[GH__TL_LINGER] = GH__LINGER_NS;
@@ -602,7 +602,15 @@ static void want_thread(gh_server_t *s)
         grow_pool(s);
 }
 
-/* Hand c to a worker. mu held. */
+/* A queued connection gets a thread if one may serve now; otherwise the next thread to
+ * finish a connection takes it. mu held. */
+static void serve_queue(gh_server_t *s)
+{
+    if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
+        want_thread(s);
+}
+
+/* Queue c for a worker. mu held. */
 static void dispatch(gh_server_t *s, gh_conn_t *c)
 {
     tl_remove(s, c);
@@ -629,9 +637,7 @@ static void dispatch(gh_server_t *s, gh_conn_t *c)
     /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     s->queue[(s->q_head + s->q_len) % s->q_cap] = c;
     s->q_len++;
-    if (__atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
-        want_thread(s);
-    /* else: the next thread to finish a connection takes it */
+    serve_queue(s);
 }
 
 __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
@@ -650,24 +656,11 @@ __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
 /* What the thread holding the poller's role carries. */
 typedef struct {
     unsigned gen;  /* the role's generation when this thread took it */
-    int dirty;     /* it served a request since its last stack scrub */
+    int dirty;     /* it served a request since its batch began (poller_dirty is set) */
     int deposed;   /* the monitor gave the role to another thread */
 } gh__pctx_t;
 
 static void poll_loop(gh_server_t *s, gh__pctx_t *pc);
-
-/* Stale slots of a finished request's frames would keep its conn, response and request
- * alive while this thread waits (notes §3.1). Until they are cleared the thread counts
- * as a busy worker, so that "no active connection and every worker idle" means the
- * stacks are clean. A deposed poller is a busy worker until it is back in the pool. */
-static void scrub_dirty(gh_server_t *s, gh__pctx_t *pc)
-{
-    (void)s;
-    if (!pc->dirty)
-        return;
-    gh_gc_scrub_stack();
-    pc->dirty = 0;
-}
 
 static void *pool_main(void *arg)
 {
@@ -687,12 +680,13 @@ static void *pool_main(void *arg)
             while ((m & 1) && !__atomic_compare_exchange_n(&s->inl, &m, m & ~(uint64_t)1, 0,
                                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
                 ;
-            /* A queued connection that was waiting for this thread gets another. */
-            if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
-                want_thread(s);
+            serve_queue(s); /* a queued connection may have woken this thread */
             pthread_mutex_unlock(&s->mu);
             poll_loop(s, &pc);
-            scrub_dirty(s, &pc);
+            /* Deposed: the request it finished as a worker left stale slots (notes
+             * §3.1); until they are cleared the thread counts as a busy worker, so that
+             * "no active connection and every worker idle" means clean stacks. */
+            gh_gc_scrub_stack();
             pthread_mutex_lock(&s->mu);
             continue;
         }
@@ -949,15 +943,30 @@ static int pending_bytes(int fd)
     return n;
 }
 
-/* Queued connections wait for a thread to finish its connection; when the poller
- * finishes one, an idle thread takes the queue. */
+/* The poller finished a connection: a queued one may have a thread now. */
 static void kick_queue(gh_server_t *s)
 {
     if (__atomic_load_n(&s->q_len, __ATOMIC_RELAXED) == 0)
         return;
     pthread_mutex_lock(&s->mu);
-    if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
-        want_thread(s);
+    serve_queue(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Hand c (claimed by the poller; counted active if was_active) to a worker, watching it
+ * for a hang-up only. The interest changes before the hand-over, so that it cannot land
+ * after the worker has already parked c again. */
+static void hand_to_worker(gh_server_t *s, gh_conn_t *c, int was_active)
+{
+    epoll_interest(s, c, 0, EPOLL_CTL_MOD);
+    pthread_mutex_lock(&s->mu);
+    leave_active(s, was_active); /* dispatch counts it again */
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        gh__server_conn_close(c);
+        return;
+    }
+    dispatch(s, c);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -1003,11 +1012,7 @@ __attribute__((noinline)) static void serve_inline(gh_server_t *s, gh__pctx_t *p
             break;
         if (k == GH__INLINE_RUN) {
             /* More pipelined requests: a worker serves them, so others get their turn. */
-            epoll_interest(s, c, 0, EPOLL_CTL_MOD);
-            pthread_mutex_lock(&s->mu);
-            leave_active(s, 1);
-            dispatch(s, c);
-            pthread_mutex_unlock(&s->mu);
+            hand_to_worker(s, c, 1);
             break;
         }
         __atomic_store_n(&c->phase, GH__PH_ACTIVE, __ATOMIC_RELEASE);
@@ -1076,21 +1081,10 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh__pctx_t *
         gh__server_conn_close(c);
         return;
     }
-    if (s->handoff > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers) {
+    if (s->handoff > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
         serve_inline(s, pc, c);
-        return;
-    }
-    /* A worker will own it: watch for a hang-up only. Done before the hand-over, so that
-     * this change cannot land after the worker has already parked it again. */
-    epoll_interest(s, c, 0, EPOLL_CTL_MOD);
-    pthread_mutex_lock(&s->mu);
-    if (s->closed) {
-        pthread_mutex_unlock(&s->mu);
-        gh__server_conn_close(c);
-        return;
-    }
-    dispatch(s, c);
-    pthread_mutex_unlock(&s->mu);
+    else
+        hand_to_worker(s, c, 0);
 }
 
 /* Close every expired connection; return the ms until the next deadline (-1: none). */
