@@ -166,7 +166,8 @@ typedef struct gh_server_stats_s {
     int open_conns;              /*< connections owned by the server now */
     int active_conns;            /*< connections with a request in progress */
     int workers;                 /*< pool threads started, less the one holding the
-                                  *  poller's role unless it is serving a request */
+                                  *  poller's role unless it has served a request since
+                                  *  it last cleared its stack (end of its batch) */
     int idle_workers;            /*< of which waiting for work in the pool */
     unsigned long accept_backoffs; /*< EMFILE/ENFILE back-offs */
     unsigned long handoffs;      /*< times a long handler made the poller's role move */
