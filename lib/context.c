@@ -16,7 +16,7 @@
 #include "internal.h"
 
 typedef struct ctx_cb {
-    gh_ctx_cb fn;
+    gh_ctx_fn fn;
     void *data; /* kept alive: the array is scanned */
     long id;
 } ctx_cb_t;
@@ -198,7 +198,7 @@ int gh_ctx_wait(gh_ctx_t *c, gh_time_t deadline)
     return r;
 }
 
-long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_cb cb, void *data)
+long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_fn cb, void *data)
 {
     if (!cb)
         return GH_EINVAL;

@@ -16,6 +16,17 @@
 #define GH_EXTERN
 #endif
 
+/* Compiler checks on the public API: a result that must be looked at (an error code,
+ * an object the caller owns) and pointer parameters that must not be NULL (1-based
+ * positions). Empty on compilers without GNU attributes. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define GH_WARN_UNUSED __attribute__((warn_unused_result))
+#define GH_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
+#else
+#define GH_WARN_UNUSED
+#define GH_NONNULL(...)
+#endif
+
 #ifdef __cplusplus
 #define GH_BEGIN_DECLS extern "C" {
 #define GH_END_DECLS }

@@ -21,7 +21,7 @@
 GH_BEGIN_DECLS
 
 typedef struct gh_ctx_s gh_ctx_t;
-typedef void (*gh_ctx_cb)(gh_ctx_t *ctx, int reason, void *data);
+typedef void (*gh_ctx_fn)(gh_ctx_t *ctx, int reason, void *data);
 
 /** A new context, child of parent (NULL: a root that is only cancelled explicitly).
  * If parent is already done the child starts done with the same reason.
@@ -38,7 +38,7 @@ GH_EXTERN int gh_ctx_wait(gh_ctx_t *ctx, gh_time_t deadline);
 /** Register cb(ctx, reason, data) to run once when ctx is cancelled. Returns a
  * registration id (> 0); 0 if ctx was done already, in which case cb has run now, on
  * the calling thread; or a negative code (the callback then never runs). */
-GH_EXTERN long gh_ctx_on_cancel(gh_ctx_t *ctx, gh_ctx_cb cb, void *data);
+GH_EXTERN long gh_ctx_on_cancel(gh_ctx_t *ctx, gh_ctx_fn cb, void *data);
 /** Remove a registration; returns 1 if it was removed before running, 0 otherwise. */
 GH_EXTERN int gh_ctx_off_cancel(gh_ctx_t *ctx, long id);
 /** Number of live children (for tests). */
