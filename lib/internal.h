@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <gchttp.h>
@@ -261,6 +262,25 @@ void gh__server_count_request(gh_server_t *s, int bad);
 char *gh__sockname(int fd, int peer);
 /* Remember a hijacked connection weakly (config track_hijacked). */
 void gh__server_track_hijacked(gh_server_t *s, gh_netconn_t *nc);
+
+/* ---- listen.c: listening sockets (non-blocking, close-on-exec, listening) --------- */
+/* Open a listener on host:port (host "" = every address, both families; a name is
+ * resolved, IPv4 first) or on addr ("host:port", "[v6]:port", ":port", "unix:/path",
+ * "unix:@abstract"). *out gets the descriptor. On error *why (if why) names the problem
+ * in a static string. Returns 0 or GH_EADDRESS, GH_ENOHOST, GH_EADDRINUSE, -errno. */
+int gh__listen_open(const char *host, int port, int *out, const char **why);
+int gh__listen_open_addr(const char *addr, int *out, const char **why);
+/* Check that fd is a listening stream socket and make it non-blocking, close-on-exec. */
+int gh__listen_adopt(int fd, const char **why);
+/* Descriptors passed by systemd socket activation (LISTEN_PID/LISTEN_FDS, from 3),
+ * adopted; at most max. Returns their number, GH_ENOENT if none were passed to us. */
+int gh__listen_systemd(int *fds, int max, const char **why);
+/* The bound port of a listener (0 for a Unix socket) or -errno. */
+int gh__listen_port(int fd);
+/* Close a listener; unlink_path: remove its Unix socket file (one the server made). */
+void gh__listen_close(int fd, int unlink_path);
+/* "ip:port", "[v6]:port" (IPv4-mapped printed as IPv4), Unix: the path or "@". */
+void gh__format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t n);
 
 /* ---- conn.c ----------------------------------------------------------------------- */
 gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id);

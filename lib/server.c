@@ -78,6 +78,7 @@ struct gh_server_s {
     int ev_n, ev_next;
     int lfd[GH__MAX_LISTENERS];
     int lport[GH__MAX_LISTENERS];
+    uint8_t lowned[GH__MAX_LISTENERS]; /* made by the server: unlink a Unix path at close */
     int n_listeners;
     int epfd, wakefd;
     size_t conns_cap;
@@ -203,86 +204,64 @@ static void wake_poller(gh_server_t *s)
     while (rc < 0 && errno == EINTR);
 }
 
-int gh_server_listen(gh_server_t *s, const char *host, int port)
+/* Register a listening descriptor (lib/listen.c opened or adopted it). On failure the
+ * descriptor is closed only when the server made it (owned). */
+static int add_listener(gh_server_t *s, int fd, int owned)
 {
-    if (port < 0 || port > 65535)
-        return GH_EINVAL;
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    char pbuf[8];
-    snprintf(pbuf, sizeof pbuf, "%d", port);
-    if (getaddrinfo(host && *host ? host : NULL, pbuf, &hints, &ai) != 0 || !ai)
-        return GH_EINVAL;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int e = -errno;
-        freeaddrinfo(ai);
-        return e;
+    int port = gh__listen_port(fd);
+    if (port < 0) {
+        if (owned)
+            gh__listen_close(fd, owned);
+        return port;
     }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ai->ai_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        int e = -errno;
-        close(fd);
-        freeaddrinfo(ai);
-        return e;
-    }
-    freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    int bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     pthread_mutex_lock(&s->mu);
     if (s->n_listeners == GH__MAX_LISTENERS || s->stopping) {
+        int rc = s->stopping ? GH_ECLOSED : GH_EBUSY;
         pthread_mutex_unlock(&s->mu);
-        close(fd);
-        return s->stopping ? GH_ECLOSED : GH_EBUSY;
+        if (owned)
+            gh__listen_close(fd, owned);
+        return rc;
     }
     int i = s->n_listeners++;
     s->lfd[i] = fd;
-    s->lport[i] = bound;
+    s->lport[i] = port;
+    s->lowned[i] = (uint8_t)owned;
     pthread_mutex_unlock(&s->mu);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_LISTENER | (uint64_t)i};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
 }
 
-int gh_server_listen_addr(gh_server_t *s, const char *hostport)
+int gh_server_listen(gh_server_t *s, const char *host, int port)
 {
-    char host[128];
-    const char *colon;
-    if (!hostport)
-        return GH_EINVAL;
-    if (hostport[0] == '[') {
-        const char *end = strchr(hostport, ']');
-        if (!end || end[1] != ':' || (size_t)(end - hostport - 1) >= sizeof host)
-            return GH_EINVAL;
-        memcpy(host, hostport + 1, (size_t)(end - hostport - 1));
-        host[end - hostport - 1] = 0;
-        colon = end + 1;
-    } else {
-        colon = strrchr(hostport, ':');
-        if (!colon || (size_t)(colon - hostport) >= sizeof host)
-            return GH_EINVAL;
-        memcpy(host, hostport, (size_t)(colon - hostport));
-        host[colon - hostport] = 0;
+    int fd;
+    int rc = gh__listen_open(host, port, &fd, NULL);
+    return rc < 0 ? rc : add_listener(s, fd, 1);
+}
+
+int gh_server_listen_addr(gh_server_t *s, const char *addr)
+{
+    int fd;
+    int rc = gh__listen_open_addr(addr, &fd, NULL);
+    return rc < 0 ? rc : add_listener(s, fd, 1);
+}
+
+int gh_server_listen_fd(gh_server_t *s, int fd)
+{
+    int rc = gh__listen_adopt(fd, NULL);
+    return rc < 0 ? rc : add_listener(s, fd, 0);
+}
+
+int gh_server_listen_systemd(gh_server_t *s)
+{
+    int fds[GH__MAX_LISTENERS];
+    int n = gh__listen_systemd(fds, GH__MAX_LISTENERS, NULL);
+    for (int i = 0; i < n; i++) {
+        int rc = add_listener(s, fds[i], 0);
+        if (rc < 0)
+            return rc;
     }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1)
-        return GH_EINVAL;
-    return gh_server_listen(s, host, (int)port);
+    return n;
 }
 
 int gh_server_port(const gh_server_t *s, int i)
@@ -846,28 +825,10 @@ static void set_listeners_enabled(gh_server_t *s, int on)
     }
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const void *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-        snprintf(out, n, "%s:%d", ip, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const void *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        port = ntohs(a->sin6_port);
-        snprintf(out, n, "[%s]:%d", ip, port);
-    } else {
-        snprintf(out, n, "unknown");
-    }
-}
-
 /* A new connection, registered for input; NULL if it could not be kept. */
 __attribute__((noinline)) static gh_conn_t *accept_one(gh_server_t *s, int fd,
-                                                       const struct sockaddr_storage *peer)
+                                                       const struct sockaddr_storage *peer,
+                                                       socklen_t pl)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -879,8 +840,8 @@ __attribute__((noinline)) static gh_conn_t *accept_one(gh_server_t *s, int fd,
         close(fd);
         return NULL;
     }
-    char buf[80];
-    format_addr(peer, buf, sizeof buf);
+    char buf[120];
+    gh__format_addr(peer, pl, buf, sizeof buf);
     c->remote = gh_strdup(buf);
     pthread_mutex_lock(&s->mu);
     if (table_put(s, c) < 0) {
@@ -925,7 +886,7 @@ static void do_accept(gh_server_t *s, gh__pctx_t *pc, int li)
             return;
         }
         s->accept_backoff = 0;
-        gh_conn_t *c = accept_one(s, fd, &peer);
+        gh_conn_t *c = accept_one(s, fd, &peer, pl);
         /* A client usually sends its request right behind the handshake: look for it
          * now rather than after another trip through epoll_wait. */
         if (c)
@@ -1238,7 +1199,7 @@ static void close_listeners(gh_server_t *s)
     for (int i = 0; i < s->n_listeners; i++) {
         if (s->lfd[i] >= 0) {
             epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd[i], NULL);
-            close(s->lfd[i]);
+            gh__listen_close(s->lfd[i], s->lowned[i]);
             s->lfd[i] = -1;
         }
     }
@@ -1354,10 +1315,10 @@ char *gh__sockname(int fd, int peer)
 {
     struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof ss;
-    char buf[80];
+    char buf[120];
     if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
         return NULL;
-    format_addr(&ss, buf, sizeof buf);
+    gh__format_addr(&ss, sl, buf, sizeof buf);
     return gh_strdup(buf);
 }
 

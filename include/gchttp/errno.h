@@ -39,7 +39,9 @@ GH_BEGIN_DECLS
     X(ECLOSED, -4093, "server closed")                                                     \
     X(EHANDLERDONE, -4092, "handler has returned")                                         \
     X(EBODYLIMIT, -4091, "request body too large")                                         \
-    X(ECONTENTLENGTH, -4090, "wrote more than the declared Content-Length")
+    X(ECONTENTLENGTH, -4090, "wrote more than the declared Content-Length")                \
+    X(EADDRESS, -4089, "bad listen address (want host:port, [v6]:port, :port, unix:/path)") \
+    X(ENOHOST, -4088, "host name not found")
 
 enum {
 #define GH__ERRNO_ENUM(name, val, msg) GH_##name = (val),

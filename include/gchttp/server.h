@@ -120,13 +120,42 @@ GH_EXTERN void gh_server_config_init(gh_server_config_t *cfg);
 /** Create a server. Calls gh_gc_init(). @return 0, GH_EINVAL (no handler), GH_ENOMEM. */
 GH_EXTERN int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg);
 
-/** Bind and listen on host:port ("127.0.0.1", "::1", "0.0.0.0"; port 0 picks one),
- * with SO_REUSEADDR. May be called several times for several listeners, before or
- * after gh_server_start. @return 0 or a negative code (GH_EADDRINUSE...). */
+/**
+ * Bind and listen on host:port, with SO_REUSEADDR. host is a numeric address
+ * ("127.0.0.1", "::1"), a name resolved with getaddrinfo ("localhost": one address,
+ * IPv4 first, as Go's Listen), or NULL/"" for every address of both families (one
+ * IPv6 socket with IPV6_V6ONLY off, or IPv4 alone on a host without IPv6). Port 0
+ * picks one (gh_server_port). May be called several times, up to 8 listeners, before
+ * or after gh_server_start.
+ * @return 0, GH_EADDRESS (port out of range, host "*"), GH_ENOHOST (the name did not
+ * resolve), GH_EADDRINUSE, GH_EBUSY (8 listeners already), GH_ECLOSED, or -errno. */
 GH_EXTERN int gh_server_listen(gh_server_t *s, const char *host, int port);
-/** Parse "host:port" or "[v6]:port" and listen. */
-GH_EXTERN int gh_server_listen_addr(gh_server_t *s, const char *hostport);
-/** The port of the i-th listener, or a negative code. */
+/**
+ * Listen on an address written as Go writes it: "host:port", "[v6]:port", ":port"
+ * (every address, both families), or "unix:/path" for a Unix domain socket
+ * ("unix:@name": Linux's abstract namespace). A socket file already at the path is
+ * not removed (GH_EADDRINUSE: it may belong to a running server); the file the server
+ * created is removed when its listener closes. The remote address of a connection on
+ * a Unix socket is "@" (an unnamed client, as Go reports it), gh_server_port is 0.
+ * "*:8080" and unbracketed IPv6 addresses are refused with GH_EADDRESS.
+ * @return as gh_server_listen. */
+GH_EXTERN int gh_server_listen_addr(gh_server_t *s, const char *addr);
+/**
+ * Serve an already-open listening socket (TCP or Unix, SOCK_STREAM, listen() called).
+ * The server takes it over (made non-blocking and close-on-exec) and closes it with
+ * its listeners; a Unix socket's file is left in place.
+ * @return 0, GH_EBADF (not open), GH_EINVAL (not a listening stream socket; fd stays
+ * the caller's), GH_EBUSY, GH_ECLOSED (fd stays the caller's). */
+GH_EXTERN int gh_server_listen_fd(gh_server_t *s, int fd);
+/**
+ * systemd socket activation (sd_listen_fds(3)): when LISTEN_PID is this process,
+ * serve the LISTEN_FDS descriptors starting at 3 (SD_LISTEN_FDS_START) with
+ * gh_server_listen_fd, then unset LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES so that
+ * child processes do not take them.
+ * @return the number of listeners added (0 when LISTEN_FDS is 0), GH_ENOENT when no
+ * descriptors were passed to this process, or a gh_server_listen_fd error. */
+GH_EXTERN int gh_server_listen_systemd(gh_server_t *s);
+/** The port of the i-th listener (0 for a Unix socket), or a negative code. */
 GH_EXTERN int gh_server_port(const gh_server_t *s, int i);
 
 /** Start the pool's first thread (the poller) and the monitor; returns at once.
@@ -176,7 +205,9 @@ typedef struct gh_server_stats_s {
 
 GH_EXTERN void gh_server_stats(gh_server_t *s, gh_server_stats_t *st);
 
-/** The connection's peer and local addresses, "ip:port" (static per connection). */
+/** The connection's peer and local addresses, "ip:port" or "[v6]:port" (an IPv4 client
+ * of a dual-stack listener is printed as IPv4); on a Unix socket the path, or "@" for
+ * an unnamed peer (static per connection). */
 GH_EXTERN const char *gh_conn_remote_addr(const gh_conn_t *c);
 GH_EXTERN const char *gh_conn_local_addr(const gh_conn_t *c);
 /** A number unique per connection within a server (1, 2, ...). */
