@@ -10,7 +10,7 @@
  *                            the retention study's five stages, run by
  *                            examples/retention (its Benchmark lines are passed on)
  *
- * The client is plain sockets (bench/httpc.h) on the main thread: it allocates nothing
+ * The client is plain sockets (examples/httpc.h) on the main thread: it allocates nothing
  * from the collector, so B/op and allocs/op are the server's own GC allocations
  * (gh_alloc_stats deltas over the last run, divided by N). N grows as in Go's testing
  * package until a run lasts -benchtime.
@@ -32,7 +32,7 @@
 #include <gchttp.h>
 
 #include "../examples/ex-common.h"
-#include "httpc.h"
+#include "../examples/httpc.h"
 
 static double benchtime = 1.0;
 static int count = 3;

@@ -55,6 +55,7 @@
 #include <gchttp.h>
 
 #include "ex-common.h"
+#include "httpc.h"
 #include "../lib/internal.h" /* struct gh_response_s: w->conn */
 #include "graph.h"
 
@@ -487,19 +488,10 @@ int graph_run(gh_hijack_stage_t stage, const char *name, graph_result_t *res)
         return -1;
     }
     int rc = -1;
-    int fd = ex_connect(gh_server_port(s, 0));
+    int fd = hc_connect(gh_server_port(s, 0));
     static const char req[] = "POST /upgrade HTTP/1.1\r\nHost: graph\r\nUpgrade: example\r\n"
                               "Connection: Upgrade\r\nContent-Length: 4\r\n\r\nping";
-    size_t off = 0;
-    while (fd >= 0 && off < sizeof req - 1) {
-        ssize_t k = send(fd, req + off, sizeof req - 1 - off, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        off += (size_t)k;
-    }
-    if (fd < 0 || off != sizeof req - 1)
+    if (fd < 0 || hc_send_all(fd, req, sizeof req - 1) < 0)
         fprintf(stderr, "graph: cannot send the request\n");
     else if (wait_idle(s) < 0)
         fprintf(stderr, "graph: the handler did not finish\n");

@@ -36,6 +36,7 @@
 #include <gchttp.h>
 
 #include "ex-common.h"
+#include "httpc.h"
 
 #define MAX_CONNS 4000
 
@@ -82,30 +83,6 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     __atomic_add_fetch(&handled, 1, __ATOMIC_SEQ_CST);
 }
 
-
-/* Wait (bounded) until the peer closes fd. */
-static int wait_close(int fd, int ms)
-{
-    char tmp[256];
-    gh_time_t end = gh_now() + ms * GH_MSEC;
-    for (;;) {
-        gh_time_t left = end - gh_now();
-        if (left <= 0)
-            return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        int rc = poll(&p, 1, (int)(left / GH_MSEC) + 1);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        ssize_t k = recv(fd, tmp, sizeof tmp, 0);
-        if (k == 0 || (k < 0 && errno == ECONNRESET))
-            return 0;
-        if (k < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
 static int wait_handled(gh_server_t *s, int n)
 {
     gh_time_t end = gh_now() + 30 * GH_SEC;
@@ -143,11 +120,11 @@ static int bench_hijack(gh_server_t *s, int port, int n, result_t *res)
     gh_alloc_stats(&a0);
     gh_time_t t0 = gh_now();
     for (int i = 0; i < n; i++) {
-        int fd = ex_connect(port);
+        int fd = hc_connect(port);
         if (fd < 0)
             return -1;
         const char req[] = "GET /0 HTTP/1.1\r\nHost: bench\r\n\r\n";
-        if (ex_send_all(fd, req, sizeof req - 1) < 0 || wait_close(fd, 5000) < 0) {
+        if (hc_send_all(fd, req, sizeof req - 1) < 0 || hc_wait_close(fd, 5000) < 0) {
             close(fd);
             return -1;
         }
@@ -169,12 +146,12 @@ static int hold_round(gh_server_t *s, int port, int n, int *cfd)
     hold_mode = 1;
     __atomic_store_n(&handled, 0, __ATOMIC_SEQ_CST);
     for (int i = 0; i < n; i++) {
-        cfd[i] = ex_connect(port);
+        cfd[i] = hc_connect(port);
         if (cfd[i] < 0)
             return -1;
         char req[64];
         int len = snprintf(req, sizeof req, "GET /%d HTTP/1.1\r\nHost: bench\r\n\r\n", i);
-        if (ex_send_all(cfd[i], req, (size_t)len) < 0)
+        if (hc_send_all(cfd[i], req, (size_t)len) < 0)
             return -1;
     }
     return wait_handled(s, n);
@@ -196,7 +173,7 @@ static void release_round(int n, int *cfd)
 static int touch_round(int n, int *cfd)
 {
     for (int i = 0; i < n; i++)
-        if (ex_send_all(cfd[i], "x", 1) < 0)
+        if (hc_send_all(cfd[i], "x", 1) < 0)
             return -1;
     for (int i = 0; i < n; i++) {
         char ch;

@@ -450,12 +450,6 @@ __attribute__((noinline)) static void make_reader_with_probed_source(void)
     kept_reader = gh_reader_new(s, src_read, 0);
 }
 
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 START_TEST(test_bufio_reader_keeps_its_source_until_reset)
 {
     make_reader_with_probed_source();
@@ -467,7 +461,7 @@ START_TEST(test_bufio_reader_keeps_its_source_until_reset)
     gh_reader_reset(kept_reader, NULL, NULL);
     for (int a = 0; a < 4 && !gh_probe_unreachable(src_probe); a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_eq(gh_probe_unreachable(src_probe), 1);

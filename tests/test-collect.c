@@ -26,8 +26,6 @@ static const char *const kind_name[P_KINDS] = {"response", "request", "request c
 static gh_probe_t *probes[N_REQ][P_KINDS];
 static int n_handled;
 static int probe_failures;
-static gh_server_t *srv;
-static int srv_port;
 static int fds[N_REQ];
 static char rbuf[8192];
 
@@ -62,11 +60,7 @@ static void setup(void)
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = on_request;
-    ck_assert_int_eq(gh_server_new(&srv, &cfg), 0);
-    ck_assert_int_eq(gh_server_listen(srv, "127.0.0.1", 0), 0);
-    ck_assert_int_eq(gh_server_start(srv), 0);
-    srv_port = gh_server_port(srv, 0);
-    ck_assert_int_gt(srv_port, 0);
+    th_server_start(&cfg);
 }
 
 static void teardown(void)
@@ -74,47 +68,10 @@ static void teardown(void)
     for (int i = 0; i < N_REQ; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    if (srv)
-        gh_server_close(srv);
-    srv = NULL;
+    th_server_close();
 }
 
 /* ---- helpers -------------------------------------------------------------------------- */
-
-/* Wait (bounded) for the server's figures to satisfy pred: it gets there
- * asynchronously, on its poller and workers. */
-static int wait_stats(int (*pred)(const gh_server_stats_t *), int ms)
-{
-    gh_time_t deadline = gh_now() + (gh_time_t)ms * GH_MSEC;
-    for (;;) {
-        gh_server_stats_t st;
-        gh_server_stats(srv, &st);
-        if (pred(&st))
-            return 1;
-        if (gh_now() >= deadline)
-            return 0;
-        struct timespec ts = {0, 2 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* No request in progress and every worker back waiting, i.e. past the stack scrub that
- * follows each request. */
-static int quiescent(const gh_server_stats_t *st)
-{
-    return st->active_conns == 0 && st->idle_workers == st->workers;
-}
-
-static int all_closed(const gh_server_stats_t *st)
-{
-    return st->open_conns == 0 && quiescent(st);
-}
-
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
 
 /* How many of the n probes of the given kinds are not yet cleared. */
 static int count_left(int n, const int *kinds, int n_kinds, int reclaimed, int *per_kind)
@@ -143,7 +100,7 @@ static void collect_eventually(int n, const int *kinds, int n_kinds, int reclaim
 {
     for (int a = 0; a < 4; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
         if (count_left(n, kinds, n_kinds, reclaimed, per_kind) == 0)
             return;
@@ -176,13 +133,13 @@ START_TEST(test_collect_finished_requests_on_open_keepalive_connections)
 {
     int left[P_KINDS];
     for (int i = 0; i < N_REQ; i++) {
-        fds[i] = th_connect(srv_port);
+        fds[i] = th_connect(th_port);
         ck_assert_int_ge(fds[i], 0);
         request(fds[i]);
     }
     ck_assert_int_eq(n_handled, N_REQ);
     ck_assert_int_eq(probe_failures, 0);
-    ck_assert_int_eq(wait_stats(quiescent, IO_MS), 1);
+    ck_assert_int_eq(th_wait_stats(th_quiescent, IO_MS), 1);
 
     /* Every connection is open and idle: its requests are garbage, it is not. */
     collect_eventually(N_REQ, request_kinds, 3, 0, left);
@@ -191,7 +148,7 @@ START_TEST(test_collect_finished_requests_on_open_keepalive_connections)
         ck_assert_msg(!gh_probe_unreachable(probes[i][P_CONN]),
                       "open connection %d was collected", i);
     gh_server_stats_t st;
-    gh_server_stats(srv, &st);
+    gh_server_stats(th_srv, &st);
     ck_assert_int_eq(st.open_conns, N_REQ);
 
     /* Once the client closes and the server has let go, the connections go too. */
@@ -199,7 +156,7 @@ START_TEST(test_collect_finished_requests_on_open_keepalive_connections)
         close(fds[i]);
         fds[i] = -1;
     }
-    ck_assert_int_eq(wait_stats(all_closed, IO_MS), 1);
+    ck_assert_int_eq(th_wait_stats(th_all_closed, IO_MS), 1);
     collect_eventually(N_REQ, all_kinds, 4, 1, left);
     assert_at_most_one_left(left, all_kinds, 4, "reclaimed");
     GH_ASSERT_NO_FINALIZATION_CYCLES();
@@ -209,13 +166,13 @@ END_TEST
 START_TEST(test_collect_requests_of_one_keepalive_connection_while_it_lives)
 {
     int left[P_KINDS];
-    fds[0] = th_connect(srv_port);
+    fds[0] = th_connect(th_port);
     ck_assert_int_ge(fds[0], 0);
     for (int i = 0; i < N_REQ; i++)
         request(fds[0]);
     ck_assert_int_eq(n_handled, N_REQ);
     ck_assert_int_eq(probe_failures, 0);
-    ck_assert_int_eq(wait_stats(quiescent, IO_MS), 1);
+    ck_assert_int_eq(th_wait_stats(th_quiescent, IO_MS), 1);
 
     collect_eventually(N_REQ, request_kinds, 3, 0, left);
     assert_at_most_one_left(left, request_kinds, 3, "unreachable");
@@ -225,7 +182,7 @@ START_TEST(test_collect_requests_of_one_keepalive_connection_while_it_lives)
 
     close(fds[0]);
     fds[0] = -1;
-    ck_assert_int_eq(wait_stats(all_closed, IO_MS), 1);
+    ck_assert_int_eq(th_wait_stats(th_all_closed, IO_MS), 1);
     collect_eventually(N_REQ, all_kinds, 4, 1, left);
     assert_at_most_one_left(left, request_kinds, 3, "reclaimed");
     ck_assert_msg(left[P_CONN] == 0, "the closed connection was never reclaimed");
@@ -239,15 +196,15 @@ START_TEST(test_collect_each_request_before_the_next_one)
      * the connection serves the next one. */
     int left[P_KINDS];
     int never = 0;
-    fds[0] = th_connect(srv_port);
+    fds[0] = th_connect(th_port);
     ck_assert_int_ge(fds[0], 0);
     for (int i = 0; i < N_REQ; i++) {
         request(fds[0]);
-        ck_assert_int_eq(wait_stats(quiescent, IO_MS), 1);
+        ck_assert_int_eq(th_wait_stats(th_quiescent, IO_MS), 1);
         int retries = 0;
         for (; retries < 4; retries++) {
             if (retries)
-                churn(retries);
+                th_churn(retries);
             gh_gc_collect(2);
             left[P_RESP] = !gh_probe_unreachable(probes[i][P_RESP]);
             left[P_REQ] = !gh_probe_unreachable(probes[i][P_REQ]);
@@ -280,12 +237,12 @@ START_TEST(test_collect_per_type_live_counts_return_to_baseline)
     enum { N_NAMES = sizeof names / sizeof names[0] };
     int left[P_KINDS];
     /* Warm up: make sure every type is registered, then count from here. */
-    fds[0] = th_connect(srv_port);
+    fds[0] = th_connect(th_port);
     ck_assert_int_ge(fds[0], 0);
     request(fds[0]);
     close(fds[0]);
     fds[0] = -1;
-    ck_assert_int_eq(wait_stats(all_closed, IO_MS), 1);
+    ck_assert_int_eq(th_wait_stats(th_all_closed, IO_MS), 1);
     memset(probes, 0, sizeof probes);
     n_handled = 0;
     gh_obj_set_accounting(1);
@@ -294,7 +251,7 @@ START_TEST(test_collect_per_type_live_counts_return_to_baseline)
         before[k] = type_stats(names[k]);
 
     for (int i = 0; i < N_REQ; i++) {
-        fds[i] = th_connect(srv_port);
+        fds[i] = th_connect(th_port);
         ck_assert_int_ge(fds[i], 0);
         request(fds[i]);
     }
@@ -302,7 +259,7 @@ START_TEST(test_collect_per_type_live_counts_return_to_baseline)
         close(fds[i]);
         fds[i] = -1;
     }
-    ck_assert_int_eq(wait_stats(all_closed, IO_MS), 1);
+    ck_assert_int_eq(th_wait_stats(th_all_closed, IO_MS), 1);
     collect_eventually(N_REQ, all_kinds, 4, 1, left);
     for (int k = 0; k < N_NAMES; k++) {
         gh_type_stats_t st = type_stats(names[k]);

@@ -1,7 +1,9 @@
 /*
  * tests/test-common.h: what every Check suite of gchttp shares.
  *
- * Each tests/test-<unit>.c defines `Suite *test_suite(void)`; tests/test-main.c runs it.
+ * Each tests/test-<unit>.c defines `Suite *test_suite(void)`; tests/support/main.c runs it.
+ * What more than one suite needs (the loopback client, the server fixture) lives in
+ * tests/support/, never copied into a suite.
  * Rules (see CONTRIBUTING.md): bind 127.0.0.1:0 only, bound every loop in count and
  * time, never ck_assert on a helper thread (record, then assert on the test thread),
  * never sleep to synchronise, keep GC pointers in GC-visible memory only.
@@ -28,34 +30,8 @@ Suite *test_suite(void);
 /* Network tests get this timeout (seconds); GC loops too. */
 #define GH_TEST_TIMEOUT 60
 
-/* ---- loopback client helpers (tests/helpers.c) ---------------------------------------- */
-
-/* Connect to 127.0.0.1:port (blocking). Returns the fd or -1. */
-int th_connect(int port);
-/* Write all of buf. Returns 0 or -1. */
-int th_send(int fd, const void *buf, size_t n);
-int th_sends(int fd, const char *s);
-/* Read until the peer closes, cap is full or timeout_ms passes. Returns bytes read
- * (NUL-terminated in buf, which must hold cap + 1), or -1 on error. *closed is set to 1
- * when EOF was seen. */
-ssize_t th_read_all(int fd, char *buf, size_t cap, int timeout_ms, int *closed);
-/* Read one HTTP response (headers + Content-Length or chunked body, or until close).
- * Returns its length in buf (NUL-terminated), 0 on clean EOF before any byte, -1 on
- * error or timeout. Leftover bytes are kept in the per-fd stash for the next call. */
-ssize_t th_read_response(int fd, char *buf, size_t cap, int timeout_ms);
-/* Status code of a response in buf, or -1. */
-int th_status(const char *resp);
-/* Pointer to the body of a response in buf (after CRLFCRLF), or NULL. */
-const char *th_body(const char *resp);
-/* 1 if the response's header block contains "name: value" (case-insensitive name). */
-int th_has_header(const char *resp, const char *name, const char *value);
-/* Wait until the peer closes fd (read returns 0 or ECONNRESET) within timeout_ms.
- * Returns 1 if closed, 0 on timeout. Discards any data. */
-int th_wait_closed(int fd, int timeout_ms);
-/* Run a shell command and capture stdout (NUL-terminated) into out; returns exit status
- * or -1. */
-int th_run(const char *cmd, char *out, size_t cap);
-/* Path of a program from the environment (e.g. "CURL") or PATH; NULL if unavailable. */
-const char *th_tool(const char *envname, const char *fallback);
+#include "support/client.h" /* th_connect, th_read_response, ...: the loopback client */
+#include "support/server.h" /* th_server_start, th_stats, ...: the server fixture */
+#include "support/gc.h"     /* th_churn: the collection tests' helpers */
 
 #endif

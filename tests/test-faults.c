@@ -25,14 +25,9 @@
 #define SOAK_NO_MAIN
 #include "soak.c" /* soak_run, soak_count_fds */
 
-#define IO_MS 5000
-
 /* Shared between handlers and the test thread: statics (GC-visible), never a pointer
- * to a connection, request or response. Check forks per test. */
-static gh_server_t *srv;
-static int srv_port;
-static char rbuf[1 << 16];
-
+ * to a connection, request or response. Check forks per test. The server is
+ * tests/support's th_srv. */
 static gh_ctx_t *entered;  /* cancelled once a handler reached its first milestone */
 static gh_ctx_t *recorded; /* cancelled once a handler recorded its result */
 static int rec_err;        /* the error the handler's I/O ended with */
@@ -41,13 +36,6 @@ static int rec_done;       /* gh_request_done() afterwards */
 static gh_time_t rec_at;   /* when the error came */
 
 /* ---- the handler ---------------------------------------------------------------------- */
-
-static int path_is(const gh_request_t *r, const char *path)
-{
-    const char *t = gh_request_target(r);
-    size_t n = strlen(path);
-    return strncmp(t, path, n) == 0 && (t[n] == 0 || t[n] == '?');
-}
 
 static void record(int err, int err2, int done)
 {
@@ -70,9 +58,9 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)data;
     gh_time_t t0 = gh_now();
-    if (path_is(r, "/hello")) {
+    if (th_path_is(r, "/hello")) {
         gh_response_puts(w, "hello");
-    } else if (path_is(r, "/readbody")) {
+    } else if (th_path_is(r, "/readbody")) {
         static __thread char buf[8192];
         ssize_t k;
         long total = 0;
@@ -83,7 +71,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
         }
         record((int)k, 0, gh_request_done(r));
         gh_response_printf(w, "%s after %ld", gh_err_name((int)k), total);
-    } else if (path_is(r, "/big")) {
+    } else if (th_path_is(r, "/big")) {
         static __thread char chunk[64 * 1024];
         memset(chunk, 'b', sizeof chunk);
         ssize_t k = 0;
@@ -94,7 +82,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
                 gh_ctx_cancel(entered, 0);
         }
         record((int)k, 0, gh_request_done(r));
-    } else if (path_is(r, "/hijack")) {
+    } else if (th_path_is(r, "/hijack")) {
         gh_netconn_t *nc;
         if (gh_response_hijack(w, &nc, NULL) < 0) {
             record(1, 1, 1);
@@ -117,7 +105,6 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
 
 static void setup(void)
 {
-    srv = NULL;
     entered = gh_ctx_new(NULL);
     recorded = gh_ctx_new(NULL);
     rec_err = rec_err2 = rec_done = 1; /* "not recorded": every real value is <= 0 */
@@ -126,75 +113,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (srv)
-        gh_server_close(srv);
-    srv = NULL;
+    th_server_close();
 }
 
 static void config(gh_server_config_t *cfg)
 {
     gh_server_config_init(cfg);
     cfg->handler = on_request;
-}
-
-static void start(const gh_server_config_t *cfg)
-{
-    ck_assert_int_eq(gh_server_new(&srv, cfg), 0);
-    ck_assert_int_eq(gh_server_listen(srv, "127.0.0.1", 0), 0);
-    ck_assert_int_eq(gh_server_start(srv), 0);
-    srv_port = gh_server_port(srv, 0);
-    ck_assert_int_gt(srv_port, 0);
-}
-
-static gh_server_stats_t stats(void)
-{
-    gh_server_stats_t st;
-    gh_server_stats(srv, &st);
-    return st;
-}
-
-static int connect_srv(void)
-{
-    int fd = th_connect(srv_port);
-    ck_assert_int_ge(fd, 0);
-    return fd;
-}
-
-static void send_str(int fd, const char *s)
-{
-    ck_assert_int_eq(th_sends(fd, s), 0);
-}
-
-static int read_status(int fd)
-{
-    ck_assert_int_gt(th_read_response(fd, rbuf, sizeof rbuf - 1, IO_MS), 0);
-    return th_status(rbuf);
-}
-
-static void wait_sig(gh_ctx_t *sig, int ms)
-{
-    ck_assert_msg(gh_ctx_wait(sig, gh_now() + (gh_time_t)ms * GH_MSEC) != 0,
-                  "no signal within %d ms", ms);
-}
-
-static long ms_since(gh_time_t t0)
-{
-    return (long)((gh_now() - t0) / GH_MSEC);
-}
-
-/* Wait (bounded) until the server owns no connection and every worker waits. */
-static int wait_quiescent(int ms)
-{
-    gh_time_t deadline = gh_now() + (gh_time_t)ms * GH_MSEC;
-    for (;;) {
-        gh_server_stats_t st = stats();
-        if (st.open_conns == 0 && st.active_conns == 0 && st.idle_workers == st.workers)
-            return 1;
-        if (gh_now() >= deadline)
-            return 0;
-        struct timespec ts = {0, 2 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
 }
 
 /* Close with a reset: SO_LINGER {on, 0} turns close() into an RST. */
@@ -224,11 +149,11 @@ static void raise_nofile(void)
 static void assert_serves(int ms)
 {
     gh_time_t t0 = gh_now();
-    int fd = connect_srv();
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(th_body(rbuf), "hello");
-    ck_assert_msg(ms_since(t0) < ms, "answered in %ld ms", ms_since(t0));
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_body(th_rbuf), "hello");
+    ck_assert_msg(th_ms_since(t0) < ms, "answered in %ld ms", th_ms_since(t0));
     close(fd);
 }
 
@@ -236,7 +161,7 @@ static void assert_serves(int ms)
  * backstop closed none) and the process has exactly the descriptors it had before. */
 static void assert_no_leak(long fds0, unsigned long leaked0)
 {
-    ck_assert_msg(wait_quiescent(IO_MS), "server still owns connections");
+    ck_assert_msg(th_wait_stats(th_all_closed, TH_IO_MS), "server still owns connections");
     gh_gc_collect(2);
     ck_assert_uint_eq(gh_fd_leaked(), leaked0);
     ck_assert_int_eq(soak_count_fds(), fds0);
@@ -261,12 +186,12 @@ static long normal_request(void)
     static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     static __thread char buf[4096];
     gh_time_t t0 = gh_now();
-    int fd = th_connect(srv_port);
+    int fd = th_connect(th_port);
     if (fd < 0)
         return -1;
     long us = -1;
     if (th_send(fd, req, sizeof req - 1) == 0 &&
-        th_read_response(fd, buf, sizeof buf - 1, IO_MS) > 0 && th_status(buf) == 200 &&
+        th_read_response(fd, buf, sizeof buf - 1, TH_IO_MS) > 0 && th_status(buf) == 200 &&
         strcmp(th_body(buf), "hello") == 0)
         us = (long)((gh_now() - t0) / 1000);
     close(fd);
@@ -310,7 +235,7 @@ START_TEST(test_faults_slowloris_1000_tricklers_closed_at_header_timeout)
     config(&cfg);
     cfg.read_header_timeout = TRICKLE_TIMEOUT_MS * GH_MSEC;
     cfg.max_workers = SLOW_WORKERS;
-    start(&cfg);
+    th_server_start(&cfg);
 
     /* Usual latency, before. */
     for (int i = 0; i < N_BEFORE; i++) {
@@ -330,7 +255,7 @@ START_TEST(test_faults_slowloris_1000_tricklers_closed_at_header_timeout)
     int got_bytes = 0;
     for (int i = 0; i < N_TRICKLE; i++) {
         t_conn[i] = gh_now();
-        fd[i] = th_connect(srv_port);
+        fd[i] = th_connect(th_port);
         ck_assert_msg(fd[i] >= 0, "connect %d: %s", i, strerror(errno));
         t_closed[i] = 0;
         sent[i] = 0;
@@ -376,7 +301,7 @@ START_TEST(test_faults_slowloris_1000_tricklers_closed_at_header_timeout)
     }
     __atomic_store_n(&normal_stop, 1, __ATOMIC_SEQ_CST);
     pthread_join(th, NULL);
-    gh_server_stats_t st = stats();
+    gh_server_stats_t st = th_stats();
 
     long min_ms = 1 << 30, max_ms = 0;
     size_t max_sent = 0;
@@ -410,7 +335,7 @@ START_TEST(test_faults_slowloris_1000_tricklers_closed_at_header_timeout)
     ck_assert_msg(d99 < 250 * 1000, "normal clients' p99 %ld us during the attack", d99);
     ck_assert_int_le(st.workers, SLOW_WORKERS);
     ck_assert_uint_eq(st.bad_requests, 0);
-    ck_assert(wait_quiescent(IO_MS));
+    ck_assert(th_wait_stats(th_all_closed, TH_IO_MS));
 }
 END_TEST
 
@@ -422,18 +347,18 @@ START_TEST(test_faults_header_timeout_is_not_delayed_by_a_later_trickler)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.read_header_timeout = 1000 * GH_MSEC;
-    start(&cfg);
+    th_server_start(&cfg);
     gh_time_t t0 = gh_now();
-    int a = connect_srv();
+    int a = th_connect_srv();
     ck_assert_int_eq(th_wait_closed(a, 900), 0); /* the pause; A is still open */
-    int b = connect_srv();
-    send_str(b, "G");
+    int b = th_connect_srv();
+    th_send_str(b, "G");
     ck_assert_int_eq(th_wait_closed(b, 20), 0); /* the poller takes B's byte first */
-    send_str(a, "G");
+    th_send_str(a, "G");
     ck_assert_int_eq(th_wait_closed(a, 3000), 1);
-    long took_a = ms_since(t0);
+    long took_a = th_ms_since(t0);
     ck_assert_int_eq(th_wait_closed(b, 3000), 1);
-    long took_b = ms_since(t0);
+    long took_b = th_ms_since(t0);
     fprintf(stderr,
             "header timeout 1000 ms: A closed after %ld ms, B (connected at +900) after "
             "%ld ms\n",
@@ -457,21 +382,21 @@ START_TEST(test_faults_reset_mid_body_fails_the_read_and_server_keeps_serving)
 {
     gh_server_config_t cfg;
     config(&cfg);
-    start(&cfg);
+    th_server_start(&cfg);
     assert_serves(1000); /* warm: the first worker exists */
-    ck_assert(wait_quiescent(IO_MS));
+    ck_assert(th_wait_stats(th_all_closed, TH_IO_MS));
     long fds0 = soak_count_fds();
     unsigned long leaked0 = gh_fd_leaked();
 
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     static char part[1000];
     memset(part, 'p', sizeof part);
-    send_str(fd, "POST /readbody HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+    th_send_str(fd, "POST /readbody HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
     ck_assert_int_eq(th_send(fd, part, sizeof part), 0);
-    wait_sig(entered, IO_MS); /* the handler is reading the body */
+    th_wait_sig(entered, TH_IO_MS); /* the handler is reading the body */
     gh_time_t t0 = gh_now();
     reset_close(fd);
-    wait_sig(recorded, IO_MS);
+    th_wait_sig(recorded, TH_IO_MS);
     long took = (long)((rec_at - t0) / GH_MSEC);
     fprintf(stderr, "reset mid-body: read ended with %s after %ld ms, request done %s\n",
             gh_err_name(rec_err), took, gh_err_name(rec_done));
@@ -489,25 +414,25 @@ START_TEST(test_faults_reset_mid_response_fails_the_write_and_cancels_the_reques
 {
     gh_server_config_t cfg;
     config(&cfg);
-    start(&cfg);
+    th_server_start(&cfg);
     assert_serves(1000);
-    ck_assert(wait_quiescent(IO_MS));
+    ck_assert(th_wait_stats(th_all_closed, TH_IO_MS));
     long fds0 = soak_count_fds();
     unsigned long leaked0 = gh_fd_leaked();
 
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     small_rcvbuf(fd);
-    send_str(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, IO_MS); /* the first 64 KiB were accepted */
+    th_send_str(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, TH_IO_MS); /* the first 64 KiB were accepted */
     /* The response is under way: its first bytes are here. */
     struct pollfd p = {fd, POLLIN, 0};
-    ck_assert_int_eq(poll(&p, 1, IO_MS), 1);
+    ck_assert_int_eq(poll(&p, 1, TH_IO_MS), 1);
     char tmp[512];
     ck_assert_int_gt(recv(fd, tmp, sizeof tmp, 0), 0);
     ck_assert_int_eq(strncmp(tmp, "HTTP/1.1 200", 12), 0);
     gh_time_t t0 = gh_now();
     reset_close(fd);
-    wait_sig(recorded, IO_MS);
+    th_wait_sig(recorded, TH_IO_MS);
     long took = (long)((rec_at - t0) / GH_MSEC);
     fprintf(stderr, "reset mid-response: write ended with %s after %ld ms, request done %s\n",
             gh_err_name(rec_err), took, gh_err_name(rec_done));
@@ -523,20 +448,20 @@ START_TEST(test_faults_reset_right_after_hijack_fails_netconn_io_and_leaks_nothi
 {
     gh_server_config_t cfg;
     config(&cfg);
-    start(&cfg);
+    th_server_start(&cfg);
     assert_serves(1000);
-    ck_assert(wait_quiescent(IO_MS));
+    ck_assert(th_wait_stats(th_all_closed, TH_IO_MS));
     long fds0 = soak_count_fds();
     unsigned long leaked0 = gh_fd_leaked();
 
-    int fd = connect_srv();
-    send_str(fd, "GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n");
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n");
     int closed = 0;
-    ck_assert_int_eq(th_read_all(fd, rbuf, 9, IO_MS, &closed), 9);
-    ck_assert_str_eq(rbuf, "hijacked\n");
+    ck_assert_int_eq(th_read_all(fd, th_rbuf, 9, TH_IO_MS, &closed), 9);
+    ck_assert_str_eq(th_rbuf, "hijacked\n");
     gh_time_t t0 = gh_now();
     reset_close(fd);
-    wait_sig(recorded, IO_MS);
+    th_wait_sig(recorded, TH_IO_MS);
     long took = (long)((rec_at - t0) / GH_MSEC);
     fprintf(stderr, "reset after hijack: netconn read %s, write %s, after %ld ms\n",
             gh_err_name(rec_err), gh_err_name(rec_err2), took);
@@ -544,7 +469,7 @@ START_TEST(test_faults_reset_right_after_hijack_fails_netconn_io_and_leaks_nothi
     ck_assert_msg(is_reset_err(rec_err), "netconn read ended with %s", gh_err_name(rec_err));
     ck_assert_msg(is_reset_err(rec_err2), "netconn write ended with %s", gh_err_name(rec_err2));
     ck_assert_int_lt(took, 2000); /* the reset, not the 5 s deadline */
-    ck_assert_uint_eq(stats().hijacked, 1);
+    ck_assert_uint_eq(th_stats().hijacked, 1);
     assert_serves(1000);
     assert_no_leak(fds0, leaked0);
 }
@@ -558,12 +483,12 @@ START_TEST(test_faults_write_timeout_frees_the_only_worker_from_a_stalled_reader
     config(&cfg);
     cfg.write_timeout = 500 * GH_MSEC;
     cfg.max_workers = 1;
-    start(&cfg);
-    int fd = connect_srv();
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
     small_rcvbuf(fd);
     gh_time_t t0 = gh_now();
-    send_str(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); /* and never read */
-    wait_sig(recorded, IO_MS);
+    th_send_str(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); /* and never read */
+    th_wait_sig(recorded, TH_IO_MS);
     long took = (long)((rec_at - t0) / GH_MSEC);
     fprintf(stderr, "stalled reader: write ended with %s after %ld ms (write timeout 500 ms)\n",
             gh_err_name(rec_err), took);
@@ -574,9 +499,9 @@ START_TEST(test_faults_write_timeout_frees_the_only_worker_from_a_stalled_reader
     /* The one worker is free again: another client is answered at once. At most one
      * thread more held the poller's role while the first handler blocked. */
     assert_serves(1000);
-    ck_assert_int_le(stats().threads, 2);
+    ck_assert_int_le(th_stats().threads, 2);
     close(fd);
-    ck_assert(wait_quiescent(IO_MS));
+    ck_assert(th_wait_stats(th_all_closed, TH_IO_MS));
 }
 END_TEST
 
@@ -591,9 +516,9 @@ END_TEST
 static void on_emfile_request(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)data;
-    if (path_is(r, "/stats")) {
+    if (th_path_is(r, "/stats")) {
         gh_server_stats_t st;
-        gh_server_stats(srv, &st);
+        gh_server_stats(th_srv, &st);
         gh_response_printf(w, "accept_backoffs=%lu accepted=%lu open=%d", st.accept_backoffs,
                            st.accepted, st.open_conns);
     } else {
@@ -615,9 +540,10 @@ static void emfile_server(int port_w, int ctl_r)
     cfg.handler = on_emfile_request;
     cfg.read_header_timeout = 30 * GH_SEC; /* held connections stay */
     cfg.max_workers = 2;
-    if (gh_server_new(&srv, &cfg) || gh_server_listen(srv, "127.0.0.1", 0) || gh_server_start(srv))
+    if (gh_server_new(&th_srv, &cfg) || gh_server_listen(th_srv, "127.0.0.1", 0) ||
+        gh_server_start(th_srv))
         _exit(5);
-    int port = gh_server_port(srv, 0);
+    int port = gh_server_port(th_srv, 0);
     if (write(port_w, &port, sizeof port) != (ssize_t)sizeof port)
         _exit(6);
     char c;
@@ -625,7 +551,7 @@ static void emfile_server(int port_w, int ctl_r)
     do
         k = read(ctl_r, &c, 1);
     while (k < 0 && errno == EINTR);
-    gh_server_close(srv);
+    gh_server_close(th_srv);
     _exit(0);
 }
 
@@ -644,34 +570,34 @@ START_TEST(test_faults_emfile_backs_off_and_recovers_when_descriptors_free_up)
     close(port_p[1]);
     close(ctl_p[0]);
     struct pollfd p = {port_p[0], POLLIN, 0};
-    ck_assert_int_eq(poll(&p, 1, IO_MS), 1);
-    ck_assert_int_eq(read(port_p[0], &srv_port, sizeof srv_port), (ssize_t)sizeof srv_port);
+    ck_assert_int_eq(poll(&p, 1, TH_IO_MS), 1);
+    ck_assert_int_eq(read(port_p[0], &th_port, sizeof th_port), (ssize_t)sizeof th_port);
 
     /* More connections than the server has descriptors: the first ones are accepted,
      * the rest wait in the listen backlog. */
     static int hold[N_HOLD];
     for (int i = 0; i < N_HOLD; i++)
-        hold[i] = connect_srv();
+        hold[i] = th_connect_srv();
     /* A request behind them is not answered while the server is out of descriptors. */
-    int probe = connect_srv();
-    send_str(probe, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_lt(th_read_response(probe, rbuf, sizeof rbuf - 1, 300), 0);
+    int probe = th_connect_srv();
+    th_send_str(probe, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_lt(th_read_response(probe, th_rbuf, sizeof th_rbuf - 1, 300), 0);
 
     /* Descriptors free up: the server closes the released connections (EOF), accepts
      * again after its back-off (at most 1 s) and answers the waiting request. */
     gh_time_t t0 = gh_now();
     for (int i = 0; i < N_RELEASE; i++)
         close(hold[i]);
-    ck_assert_int_eq(read_status(probe), 200);
-    long took = ms_since(t0);
-    ck_assert_str_eq(th_body(rbuf), "hello");
+    ck_assert_int_eq(th_read_status(probe), 200);
+    long took = th_ms_since(t0);
+    ck_assert_str_eq(th_body(th_rbuf), "hello");
     close(probe);
-    int fd = connect_srv();
-    send_str(fd, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
     unsigned long backoffs = 0, accepted = 0;
     int open = -1;
-    ck_assert_int_eq(sscanf(th_body(rbuf), "accept_backoffs=%lu accepted=%lu open=%d", &backoffs,
+    ck_assert_int_eq(sscanf(th_body(th_rbuf), "accept_backoffs=%lu accepted=%lu open=%d", &backoffs,
                             &accepted, &open),
                      3);
     fprintf(stderr,
@@ -687,7 +613,7 @@ START_TEST(test_faults_emfile_backs_off_and_recovers_when_descriptors_free_up)
     /* Stop the child: closing the control pipe; its exit closes the port pipe. */
     close(ctl_p[1]);
     p.revents = 0;
-    int exited = poll(&p, 1, IO_MS) == 1;
+    int exited = poll(&p, 1, TH_IO_MS) == 1;
     if (!exited)
         kill(pid, SIGKILL);
     int status = 0;

@@ -472,19 +472,13 @@ static int count_fd_probes_reclaimed(void)
     return n;
 }
 
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 START_TEST(test_fd_backstop_closes_a_leaked_descriptor_and_counts_it)
 {
     unsigned long before = gh_fd_leaked();
     leak_fds();
     for (int a = 0; a < 4 && count_fd_probes_reclaimed() < 2 * N_FDS; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     unsigned long leaked = gh_fd_leaked() - before;

@@ -47,12 +47,6 @@ static void reset(void)
     gh_obj_set_accounting(0);
 }
 
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 static int count_probes(int n, int reclaimed)
 {
     int c = 0;
@@ -67,7 +61,7 @@ static int collect_until_reclaimed(int n)
 {
     for (int a = 0; a < 4; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
         if (count_probes(n, 1) == n)
             break;
@@ -225,7 +219,7 @@ START_TEST(test_gc_warning_hook_sees_an_ordered_finalization_cycle)
     make_ordered_cycles();
     for (int a = 0; a < 4; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
         (void)gh_gc_warnings(&cyc1);
         if (cyc1 > cyc0)

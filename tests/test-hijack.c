@@ -24,9 +24,6 @@
 
 /* ---- the server under test ---------------------------------------------------------- */
 
-static gh_server_t *srv;
-static int srv_port;
-
 static void server_start(gh_handler_fn h, void *data, gh_hijack_stage_t stage, int no_keepalive,
                          gh_conn_state_fn cs)
 {
@@ -37,18 +34,7 @@ static void server_start(gh_handler_fn h, void *data, gh_hijack_stage_t stage, i
     cfg.hijack_stage = stage;
     cfg.disable_keepalive = no_keepalive;
     cfg.conn_state = cs;
-    ck_assert_int_eq(gh_server_new(&srv, &cfg), 0);
-    ck_assert_int_eq(gh_server_listen(srv, "127.0.0.1", 0), 0);
-    ck_assert_int_eq(gh_server_start(srv), 0);
-    srv_port = gh_server_port(srv, 0);
-    ck_assert_int_gt(srv_port, 0);
-}
-
-static void server_stop(void)
-{
-    if (srv)
-        gh_server_close(srv);
-    srv = NULL;
+    th_server_start(&cfg);
 }
 
 /* Wait until the server saw `hijacked` hijacks and every worker is back waiting for work
@@ -57,8 +43,7 @@ static int wait_workers_idle(unsigned long hijacked)
 {
     gh_time_t deadline = gh_now() + (gh_time_t)WAIT_MS * GH_MSEC;
     while (gh_now() < deadline) {
-        gh_server_stats_t st;
-        gh_server_stats(srv, &st);
+        gh_server_stats_t st = th_stats();
         if (st.hijacked >= hijacked && st.idle_workers == st.workers && st.active_conns == 0)
             return 1;
         struct timespec ts = {0, 1000000}; /* polling a condition, bounded above */
@@ -139,16 +124,16 @@ static void setup(void)
     memset(&states, 0, sizeof states);
     kept_ctx = NULL;
     kept_resp = NULL;
-    srv = NULL;
+    th_srv = NULL;
 }
 
-static void teardown(void) { server_stop(); }
+static void teardown(void) { th_server_close(); }
 
 /* ---- small client-side helpers ------------------------------------------------------ */
 
 static int connect_send(const char *s)
 {
-    int fd = th_connect(srv_port);
+    int fd = th_connect(th_port);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(th_sends(fd, s), 0);
     return fd;
@@ -429,7 +414,7 @@ START_TEST(test_hijack_reader_has_full_body)
     memcpy(req, head, (size_t)hl);
     memcpy(req + hl, body, BIG_BODY);
     free(body);
-    int fd = th_connect(srv_port);
+    int fd = th_connect(th_port);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(th_send(fd, req, (size_t)hl + BIG_BODY), 0);
     free(req);
@@ -830,14 +815,6 @@ static void on_cn_ignored(gh_response_t *w, gh_request_t *r, void *data)
     ev_post(EV_DONE);
 }
 
-/* Churn the heap a little so that no free-list or stack residue pins a probe's target
- * (boehm.md §7 collected_eventually). */
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 static int count_unreachable(int n, int kind)
 {
     int c = 0;
@@ -859,7 +836,7 @@ __attribute__((noinline)) static int collect_eventually(int n, unsigned kinds)
 {
     for (int a = 0; a < 4; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         if (a >= 2) {
             /* Later rounds collect from a new thread: stale words left in the
              * collector's frames on this thread's stack (boehm.md §3.2) are then

@@ -34,14 +34,6 @@ static void reset_statics(void)
     memset(probes, 0, sizeof probes);
 }
 
-/* Throwaway allocations: they sometimes release the rare retention by stale words in
- * libgc's own frames (boehm.md §3.2, §7). */
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 static int count_unreachable(void)
 {
     int n = 0;
@@ -56,7 +48,7 @@ static int collect_until_unreachable(void)
 {
     for (int a = 0; a < 4; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
         if (count_unreachable() == N_OBJS)
             break;
@@ -130,7 +122,7 @@ START_TEST(test_obj_pointer_field_retains)
 {
     make_pairs(1);
     for (int a = 0; a < 3; a++) {
-        churn(a);
+        th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_eq(count_unreachable(), 0);
@@ -177,7 +169,7 @@ START_TEST(test_ptrs_table_is_zeroed_scanned_and_counted)
     gh_alloc_stats(&after);
     ck_assert_uint_eq(after.objects - before.objects, N_OBJS + 1);
     for (int a = 0; a < 3; a++) {
-        churn(a);
+        th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_eq(count_unreachable(), 0);

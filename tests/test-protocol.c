@@ -13,30 +13,17 @@
 #include "test-common.h"
 #include <gchttp/server.h>
 
-#define IO_MS 5000     /* bound on every read of a response */
 #define SMALL_HEAD 1024 /* max_header_bytes of the strict fixture */
 #define BIG_HEAD 20000  /* max_header_bytes beyond the read buffer (accumulated heads) */
 
-/* The server of the current test (Check forks per test: each child starts its own).
- * Static, so the collector sees it. */
-static gh_server_t *srv;
-static int srv_port;
+/* The server of the current test is tests/support's th_srv (Check forks per test:
+ * each child starts its own). */
 /* Requests the handler saw for /smuggled; written on workers, read on the test thread. */
 static int n_smuggled;
 
 static char rbuf[4 << 20]; /* responses; plain bytes */
 
 /* ---- the handler ------------------------------------------------------------------ */
-
-static int path_is(const gh_request_t *r, const char *path)
-{
-    const char *t = gh_request_target(r);
-    const char *scheme_end = strstr(t, "://");
-    if (t[0] != '/' && scheme_end) /* absolute-form: the path follows the authority */
-        t = strchr(scheme_end + 3, '/') ? strchr(scheme_end + 3, '/') : "";
-    size_t n = strlen(path);
-    return strncmp(t, path, n) == 0 && (t[n] == 0 || t[n] == '?');
-}
 
 static long query_num(const gh_request_t *r, const char *key, long dflt)
 {
@@ -74,10 +61,10 @@ static char pattern_byte(size_t i) { return (char)('a' + (i * 7 + i / 26) % 26);
 static void on_request(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)data;
-    if (path_is(r, "/smuggled")) {
+    if (th_path_is(r, "/smuggled")) {
         __atomic_add_fetch(&n_smuggled, 1, __ATOMIC_SEQ_CST);
         gh_response_puts(w, "smuggled");
-    } else if (path_is(r, "/echo")) {
+    } else if (th_path_is(r, "/echo")) {
         char *body = NULL;
         ssize_t n = gh_request_read_all(r, 4 << 20, &body);
         if (n < 0) {
@@ -89,7 +76,7 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
         if (t)
             gh_response_header_set(w, "X-Got-Trailer", t);
         gh_response_write(w, body, (size_t)n);
-    } else if (path_is(r, "/sum")) {
+    } else if (th_path_is(r, "/sum")) {
         static __thread char tmp[8192];
         uint32_t h = 2166136261u;
         size_t len = 0;
@@ -104,9 +91,9 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
             return;
         }
         gh_response_printf(w, "len=%zu fnv=%08x", len, h);
-    } else if (path_is(r, "/nobody")) {
+    } else if (th_path_is(r, "/nobody")) {
         gh_response_puts(w, "ok");
-    } else if (path_is(r, "/big")) {
+    } else if (th_path_is(r, "/big")) {
         long n = query_num(r, "n", 5000);
         char chunk[1000];
         for (long i = 0; i < n; i += (long)sizeof chunk) {
@@ -116,29 +103,29 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
             if (gh_response_write(w, chunk, k) < 0)
                 return;
         }
-    } else if (path_is(r, "/trailer")) {
+    } else if (th_path_is(r, "/trailer")) {
         gh_response_trailer_set(w, "X-Sum", "42");
         gh_response_puts(w, "abc");
-    } else if (path_is(r, "/status")) {
+    } else if (th_path_is(r, "/status")) {
         gh_response_write_header(w, (int)query_num(r, "c", 200));
         gh_response_puts(w, "must not be sent");
-    } else if (path_is(r, "/early")) {
+    } else if (th_path_is(r, "/early")) {
         gh_response_header_set(w, "Link", "</style.css>; rel=preload");
         gh_response_write_header(w, 103);
         gh_response_puts(w, "final");
-    } else if (path_is(r, "/short")) {
+    } else if (th_path_is(r, "/short")) {
         gh_response_header_set(w, "Content-Length", "10");
         gh_response_puts(w, "abc");
-    } else if (path_is(r, "/host")) {
+    } else if (th_path_is(r, "/host")) {
         gh_response_puts(w, gh_request_host(r));
-    } else if (path_is(r, "/html")) {
+    } else if (th_path_is(r, "/html")) {
         gh_response_puts(w, "  <html><body>hi</body></html>");
-    } else if (path_is(r, "/bin")) {
+    } else if (th_path_is(r, "/bin")) {
         gh_response_write(w, "\x01\x02\x03\x00" "data", 8); /* split: \x00d would be one escape */
-    } else if (path_is(r, "/typed")) {
+    } else if (th_path_is(r, "/typed")) {
         gh_response_header_set(w, "Content-Type", "application/json");
         gh_response_puts(w, "{\"a\":1}");
-    } else if (path_is(r, "/te")) {
+    } else if (th_path_is(r, "/te")) {
         gh_response_header_set(w, "Transfer-Encoding", "gzip");
         gh_response_puts(w, "abc");
     } else {
@@ -155,56 +142,34 @@ static void start_server(size_t max_header_bytes)
     cfg.handler = on_request;
     cfg.max_header_bytes = max_header_bytes;
     n_smuggled = 0;
-    ck_assert_int_eq(gh_server_new(&srv, &cfg), 0);
-    ck_assert_int_eq(gh_server_listen(srv, "127.0.0.1", 0), 0);
-    ck_assert_int_eq(gh_server_start(srv), 0);
-    srv_port = gh_server_port(srv, 0);
-    ck_assert_int_gt(srv_port, 0);
+    th_server_start(&cfg);
 }
 
 static void setup_default(void) { start_server(0); }
 static void setup_small_heads(void) { start_server(SMALL_HEAD); }
 static void setup_big_heads(void) { start_server(BIG_HEAD); }
-static void teardown(void)
-{
-    gh_server_close(srv);
-    srv = NULL;
-}
-
-static gh_server_stats_t stats(void)
-{
-    gh_server_stats_t st;
-    gh_server_stats(srv, &st);
-    return st;
-}
-
-static int connect_srv(void)
-{
-    int fd = th_connect(srv_port);
-    ck_assert_int_ge(fd, 0);
-    return fd;
-}
+static void teardown(void) { th_server_close(); }
 
 /* Send req on a new connection and read one response into rbuf. Returns the fd. */
 static int roundtrip(const char *req)
 {
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, req), 0);
-    ck_assert_int_gt(th_read_response(fd, rbuf, sizeof rbuf - 1, IO_MS), 0);
+    ck_assert_int_gt(th_read_response(fd, rbuf, sizeof rbuf - 1, TH_IO_MS), 0);
     return fd;
 }
 
 static void read_next(int fd)
 {
-    ck_assert_int_gt(th_read_response(fd, rbuf, sizeof rbuf - 1, IO_MS), 0);
+    ck_assert_int_gt(th_read_response(fd, rbuf, sizeof rbuf - 1, TH_IO_MS), 0);
 }
 
-/* 1 if the peer closes fd within IO_MS without sending another byte. */
+/* 1 if the peer closes fd within TH_IO_MS without sending another byte. */
 static int closes_silently(int fd)
 {
     static char rest[65536];
     int closed = 0;
-    ssize_t n = th_read_all(fd, rest, sizeof rest - 1, IO_MS, &closed);
+    ssize_t n = th_read_all(fd, rest, sizeof rest - 1, TH_IO_MS, &closed);
     return n == 0 && closed;
 }
 
@@ -329,10 +294,10 @@ static const struct bad_vector {
 static void assert_rejected(const char *name, const char *bytes, size_t len, int status,
                             int by_server)
 {
-    unsigned long bad0 = stats().bad_requests;
-    int fd = connect_srv();
+    unsigned long bad0 = th_stats().bad_requests;
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_send(fd, bytes, len), 0);
-    ssize_t n = th_read_response(fd, rbuf, sizeof rbuf - 1, IO_MS);
+    ssize_t n = th_read_response(fd, rbuf, sizeof rbuf - 1, TH_IO_MS);
     ck_assert_msg(n > 0, "%s: no response", name);
     ck_assert_msg(th_status(rbuf) == status, "%s: status %d, want %d", name, th_status(rbuf),
                   status);
@@ -341,8 +306,8 @@ static void assert_rejected(const char *name, const char *bytes, size_t len, int
     ck_assert_msg(__atomic_load_n(&n_smuggled, __ATOMIC_SEQ_CST) == 0, "%s: /smuggled was served",
                   name);
     if (by_server)
-        ck_assert_msg(stats().bad_requests == bad0 + 1, "%s: bad_requests %lu, want %lu", name,
-                      stats().bad_requests, bad0 + 1);
+        ck_assert_msg(th_stats().bad_requests == bad0 + 1, "%s: bad_requests %lu, want %lu", name,
+                      th_stats().bad_requests, bad0 + 1);
     close(fd);
 }
 
@@ -362,7 +327,7 @@ START_TEST(test_protocol_valid_request_lets_pipelined_next_through)
     read_next(fd);
     ck_assert_str_eq(th_body(rbuf), "smuggled");
     ck_assert_int_eq(__atomic_load_n(&n_smuggled, __ATOMIC_SEQ_CST), 1);
-    ck_assert_uint_eq(stats().bad_requests, 0);
+    ck_assert_uint_eq(th_stats().bad_requests, 0);
     close(fd);
 }
 END_TEST
@@ -465,7 +430,7 @@ END_TEST
 START_TEST(test_protocol_request_sent_byte_by_byte_is_served)
 {
     const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     for (size_t i = 0; req[i]; i++)
         ck_assert_int_eq(th_send(fd, req + i, 1), 0);
     read_next(fd);
@@ -479,7 +444,7 @@ END_TEST
 
 START_TEST(test_protocol_keepalive_serves_several_requests_on_one_connection)
 {
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     for (int i = 0; i < 5; i++) {
         char req[128], want[64];
         snprintf(req, sizeof req, "GET /k%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
@@ -491,8 +456,8 @@ START_TEST(test_protocol_keepalive_serves_several_requests_on_one_connection)
         ck_assert_int_eq(th_has_header(rbuf, "Connection", "close"), 0);
         ck_assert_str_eq(th_body(rbuf), want);
     }
-    ck_assert_uint_eq(stats().accepted, 1);
-    ck_assert_uint_eq(stats().requests, 5);
+    ck_assert_uint_eq(th_stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().requests, 5);
     close(fd);
 }
 END_TEST
@@ -519,7 +484,7 @@ START_TEST(test_protocol_http10_keepalive_is_kept)
     read_next(fd);
     ck_assert_int_eq(th_has_header(rbuf, "Connection", "keep-alive"), 1);
     ck_assert_str_eq(th_body(rbuf), "GET /b");
-    ck_assert_uint_eq(stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().accepted, 1);
     close(fd);
 }
 END_TEST
@@ -550,9 +515,9 @@ START_TEST(test_protocol_short_declared_content_length_closes)
      * end rather than wait forever on a reused one. */
     static char all[4096];
     int closed = 0;
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
-    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, IO_MS, &closed), 0);
+    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, TH_IO_MS, &closed), 0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(th_has_header(all, "Content-Length", "10"), 1);
     ck_assert_str_eq(th_body(all), "abc");
@@ -576,7 +541,7 @@ END_TEST
 
 START_TEST(test_protocol_pipelined_requests_are_answered_in_order)
 {
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
                                   "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\np2!"
                                   "GET /p3 HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -587,7 +552,7 @@ START_TEST(test_protocol_pipelined_requests_are_answered_in_order)
     ck_assert_str_eq(th_body(rbuf), "p2!");
     read_next(fd);
     ck_assert_str_eq(th_body(rbuf), "GET /p3");
-    ck_assert_uint_eq(stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().accepted, 1);
     close(fd);
 }
 END_TEST
@@ -661,11 +626,11 @@ END_TEST
 
 START_TEST(test_protocol_expect_continue_sends_100_before_body)
 {
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                                   "Expect: 100-continue\r\n\r\n"),
                      0);
-    read_next(fd); /* bounded: fails after IO_MS without the interim answer */
+    read_next(fd); /* bounded: fails after TH_IO_MS without the interim answer */
     ck_assert_int_eq(th_status(rbuf), 100);
     ck_assert_int_eq(strncmp(rbuf, "HTTP/1.1 100 Continue\r\n", 23), 0);
     ck_assert_int_eq(th_sends(fd, "hello"), 0);
@@ -678,7 +643,7 @@ END_TEST
 
 START_TEST(test_protocol_expect_continue_unread_body_sends_no_100_and_closes)
 {
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "POST /nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                                   "Expect: 100-continue\r\n\r\n"),
                      0);
@@ -714,10 +679,10 @@ START_TEST(test_protocol_head_sends_no_body_but_get_length)
 {
     static char all[8192];
     int closed = 0;
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "HEAD /big?n=1500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
                      0);
-    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, IO_MS, &closed), 0);
+    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, TH_IO_MS, &closed), 0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(th_status(all), 200);
     ck_assert_int_eq(th_has_header(all, "Content-Length", "1500"), 1);
@@ -730,10 +695,10 @@ START_TEST(test_protocol_head_of_large_response_sends_no_body)
 {
     static char all[16384];
     int closed = 0;
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "HEAD /big?n=5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
                      0);
-    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, IO_MS, &closed), 0);
+    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, TH_IO_MS, &closed), 0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(th_status(all), 200);
     ck_assert_str_eq(th_body(all), "");
@@ -746,12 +711,12 @@ START_TEST(test_protocol_head_then_pipelined_get_share_connection)
     /* HEAD's answer ends at its header: the next response follows at once. */
     static char all[16384];
     int closed = 0;
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "HEAD /big?n=5000 HTTP/1.1\r\nHost: x\r\n\r\n"
                                   "HEAD /big?n=100 HTTP/1.1\r\nHost: x\r\n\r\n"
                                   "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
                      0);
-    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, IO_MS, &closed), 0);
+    ck_assert_int_gt(th_read_all(fd, all, sizeof all - 1, TH_IO_MS, &closed), 0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(th_status(all), 200);
     const char *second = th_body(all);
@@ -821,7 +786,7 @@ START_TEST(test_protocol_small_unread_body_is_drained_and_connection_reused)
     static char req[4096];
     int n = snprintf(req, sizeof req, "POST /nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
     memset(req + n, 'z', 1000);
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_send(fd, req, (size_t)n + 1000), 0);
     read_next(fd);
     ck_assert_int_eq(th_status(rbuf), 200);
@@ -829,7 +794,7 @@ START_TEST(test_protocol_small_unread_body_is_drained_and_connection_reused)
     ck_assert_int_eq(th_sends(fd, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     read_next(fd);
     ck_assert_str_eq(th_body(rbuf), "GET /after");
-    ck_assert_uint_eq(stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().accepted, 1);
     close(fd);
 }
 END_TEST
@@ -837,7 +802,7 @@ END_TEST
 START_TEST(test_protocol_large_unread_body_gets_connection_close)
 {
     static char part[16384];
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_sends(fd, "POST /nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"),
                      0);
     memset(part, 'z', sizeof part);
@@ -845,7 +810,7 @@ START_TEST(test_protocol_large_unread_body_gets_connection_close)
     read_next(fd);
     ck_assert_int_eq(th_status(rbuf), 200);
     ck_assert_int_eq(th_has_header(rbuf, "Connection", "close"), 1);
-    ck_assert_int_eq(th_wait_closed(fd, IO_MS), 1);
+    ck_assert_int_eq(th_wait_closed(fd, TH_IO_MS), 1);
     close(fd);
 }
 END_TEST
@@ -863,7 +828,7 @@ START_TEST(test_protocol_curl_fetches_over_http11)
     }
     char cmd[512];
     snprintf(cmd, sizeof cmd, "'%s' -sS --http1.1 --max-time 10 http://127.0.0.1:%d/hello", curl,
-             srv_port);
+             th_port);
     ck_assert_int_eq(th_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "GET /hello");
 }
@@ -888,7 +853,7 @@ START_TEST(test_protocol_curl_posts_chunked_file)
     snprintf(cmd, sizeof cmd,
              "'%s' -sS --http1.1 --max-time 10 -H 'Transfer-Encoding: chunked' "
              "--data-binary @%s http://127.0.0.1:%d/sum",
-             curl, path, srv_port);
+             curl, path, th_port);
     int rc = th_run(cmd, out, sizeof out);
     unlink(path);
     ck_assert_int_eq(rc, 0);
@@ -908,12 +873,12 @@ START_TEST(test_protocol_curl_reuses_connection_for_two_urls)
     snprintf(cmd, sizeof cmd,
              "'%s' -sS --http1.1 --max-time 10 -o /dev/null -o /dev/null -w '%%{num_connects}\\n' "
              "http://127.0.0.1:%d/one http://127.0.0.1:%d/two",
-             curl, srv_port, srv_port);
+             curl, th_port, th_port);
     ck_assert_int_eq(th_run(cmd, out, sizeof out), 0);
     /* One line per transfer: the first connected, the second reused. */
     ck_assert_str_eq(out, "1\n0\n");
-    ck_assert_uint_eq(stats().accepted, 1);
-    ck_assert_uint_eq(stats().requests, 2);
+    ck_assert_uint_eq(th_stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().requests, 2);
 }
 END_TEST
 
@@ -934,10 +899,10 @@ START_TEST(test_protocol_python_http_client_reuses_connection)
              "    r = c.getresponse()\n"
              "    out.append(\"%%d %%s\" %% (r.status, r.read().decode()))\n"
              "print(\";\".join(out))\n'",
-             py, srv_port);
+             py, th_port);
     ck_assert_int_eq(th_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "200 GET /a;200 GET /b;200 GET /c\n");
-    ck_assert_uint_eq(stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().accepted, 1);
 }
 END_TEST
 

@@ -26,12 +26,6 @@ static void reset(void)
     host_table = NULL;
 }
 
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 static int count_unreachable(void)
 {
     int n = 0;
@@ -65,7 +59,7 @@ START_TEST(test_ref_keeps_an_object_alive_from_malloc_memory)
 {
     make_host_refs(1);
     for (int a = 0; a < 3; a++) {
-        churn(a);
+        th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_eq(count_unreachable(), 0);
@@ -85,7 +79,7 @@ START_TEST(test_ref_released_at_zero_lets_the_object_go)
     drop_host_refs();
     for (int a = 0; a < 4 && count_unreachable() < N_OBJS; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_ge(count_unreachable(), N_OBJS - 1);
@@ -98,7 +92,7 @@ START_TEST(test_ref_without_a_ref_malloc_memory_keeps_nothing)
     make_host_refs(0);
     for (int a = 0; a < 4 && count_unreachable() < N_OBJS; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_ge(count_unreachable(), N_OBJS - 1);

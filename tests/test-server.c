@@ -15,14 +15,9 @@
 
 #include "test-common.h"
 
-#define IO_MS 5000
-
 /* Everything the handler and the test share lives in statics: GC-visible, and never a
  * pointer to a connection, request or response. Check forks per test, so each test
- * starts from the values the fixture sets. */
-static gh_server_t *srv;
-static int srv_port;
-static char rbuf[1 << 16];
+ * starts from the values the fixture sets. The server is tests/support's th_srv. */
 
 /* Signals between handler threads and the test thread: contexts, waited on with a
  * deadline. */
@@ -48,13 +43,6 @@ static int n_states;
 
 /* ---- the handler -------------------------------------------------------------------- */
 
-static int path_is(const gh_request_t *r, const char *path)
-{
-    const char *t = gh_request_target(r);
-    size_t n = strlen(path);
-    return strncmp(t, path, n) == 0 && (t[n] == 0 || t[n] == '?');
-}
-
 static long query_ms(const gh_request_t *r, long dflt)
 {
     const char *q = strstr(gh_request_target(r), "ms=");
@@ -79,35 +67,35 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)data;
     gh_time_t t0 = gh_now();
-    if (path_is(r, "/hello")) {
+    if (th_path_is(r, "/hello")) {
         gh_response_puts(w, "hello");
-    } else if (path_is(r, "/seq")) {
+    } else if (th_path_is(r, "/seq")) {
         gh_response_puts(w, gh_request_target(r));
-    } else if (path_is(r, "/addr")) {
+    } else if (th_path_is(r, "/addr")) {
         gh_response_puts(w, gh_request_remote_addr(r));
-    } else if (path_is(r, "/block")) {
+    } else if (th_path_is(r, "/block")) {
         /* Holds its worker until the test releases it (bounded). */
         signal_entered();
         int rc = gh_ctx_wait(release, t0 + 10 * GH_SEC);
         gh_response_printf(w, "released %s", gh_err_name(rc));
-    } else if (path_is(r, "/ctxwait")) {
+    } else if (th_path_is(r, "/ctxwait")) {
         /* Waits for its request context to be cancelled (bounded by ms=). */
         gh_ctx_t *ctx = gh_request_context(r);
         signal_entered();
         int reason = gh_ctx_wait(ctx, t0 + query_ms(r, 5000) * GH_MSEC);
         record(reason, gh_now() - t0, gh_request_done(r));
         gh_response_printf(w, "reason %d", reason);
-    } else if (path_is(r, "/keepctx")) {
+    } else if (th_path_is(r, "/keepctx")) {
         kept_req_ctx = gh_request_context(r);
         gh_response_puts(w, "kept");
-    } else if (path_is(r, "/readbody")) {
+    } else if (th_path_is(r, "/readbody")) {
         char buf[4096];
         ssize_t k, total = 0;
         while ((k = gh_request_read(r, buf, sizeof buf)) > 0 && gh_now() - t0 < 10 * GH_SEC)
             total += k;
         record((int)k, gh_now() - t0, gh_request_done(r));
         gh_response_printf(w, "%s after %zd", gh_err_name((int)k), total);
-    } else if (path_is(r, "/flood")) {
+    } else if (th_path_is(r, "/flood")) {
         /* Writes to a client that does not read, until the write deadline. */
         static char chunk[64 * 1024];
         memset(chunk, 'f', sizeof chunk);
@@ -139,7 +127,6 @@ static void on_state(gh_conn_t *c, gh_conn_state_t st, void *data)
 
 static void setup(void)
 {
-    srv = NULL;
     entered = gh_ctx_new(NULL);
     release = gh_ctx_new(NULL);
     recorded = gh_ctx_new(NULL);
@@ -157,9 +144,7 @@ static void teardown(void)
 {
     /* Let blocked handlers go, so that close can join their workers. */
     gh_ctx_cancel(release, GH_ECLOSED);
-    if (srv)
-        gh_server_close(srv);
-    srv = NULL;
+    th_server_close();
 }
 
 static void config(gh_server_config_t *cfg)
@@ -168,74 +153,12 @@ static void config(gh_server_config_t *cfg)
     cfg->handler = on_request;
 }
 
-static void start(const gh_server_config_t *cfg)
-{
-    ck_assert_int_eq(gh_server_new(&srv, cfg), 0);
-    ck_assert_int_eq(gh_server_listen(srv, "127.0.0.1", 0), 0);
-    ck_assert_int_eq(gh_server_start(srv), 0);
-    srv_port = gh_server_port(srv, 0);
-    ck_assert_int_gt(srv_port, 0);
-}
-
 static void start_default(void)
 {
     gh_server_config_t cfg;
     config(&cfg);
-    start(&cfg);
+    th_server_start(&cfg);
 }
-
-static gh_server_stats_t stats(void)
-{
-    gh_server_stats_t st;
-    gh_server_stats(srv, &st);
-    return st;
-}
-
-static int connect_srv(void)
-{
-    int fd = th_connect(srv_port);
-    ck_assert_int_ge(fd, 0);
-    return fd;
-}
-
-static void send_str(int fd, const char *s) { ck_assert_int_eq(th_sends(fd, s), 0); }
-
-/* Read one response into rbuf; returns its status. */
-static int read_status(int fd)
-{
-    ck_assert_int_gt(th_read_response(fd, rbuf, sizeof rbuf - 1, IO_MS), 0);
-    return th_status(rbuf);
-}
-
-static const char *body(void)
-{
-    const char *b = th_body(rbuf);
-    return b ? b : "";
-}
-
-static void wait_sig(gh_ctx_t *sig, int ms)
-{
-    ck_assert_int_ne(gh_ctx_wait(sig, gh_now() + (gh_time_t)ms * GH_MSEC), 0);
-}
-
-/* Wait (bounded) for an asynchronous change of the server's figures. */
-static int wait_stats(int (*pred)(const gh_server_stats_t *), int ms)
-{
-    gh_time_t deadline = gh_now() + (gh_time_t)ms * GH_MSEC;
-    for (;;) {
-        gh_server_stats_t st = stats();
-        if (pred(&st))
-            return 1;
-        if (gh_now() >= deadline)
-            return 0;
-        struct timespec ts = {0, 2 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static int no_open_conns(const gh_server_stats_t *st) { return st->open_conns == 0; }
-
-static long ms_since(gh_time_t t0) { return (long)((gh_now() - t0) / GH_MSEC); }
 
 /* ---- timeouts -------------------------------------------------------------------------- */
 
@@ -244,13 +167,13 @@ START_TEST(test_server_read_header_timeout_closes_a_partial_head)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.read_header_timeout = 300 * GH_MSEC;
-    start(&cfg);
+    th_server_start(&cfg);
     gh_time_t t0 = gh_now();
-    int fd = connect_srv();
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n");
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n");
     int closed = 0;
-    ssize_t n = th_read_all(fd, rbuf, sizeof rbuf - 1, 3000, &closed);
-    long took = ms_since(t0);
+    ssize_t n = th_read_all(fd, th_rbuf, sizeof th_rbuf - 1, 3000, &closed);
+    long took = th_ms_since(t0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(n, 0); /* closed silently, as Go does */
     ck_assert_int_ge(took, 300);
@@ -264,20 +187,20 @@ START_TEST(test_server_read_header_timeout_is_not_extended_by_trickled_bytes)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.read_header_timeout = 300 * GH_MSEC;
-    start(&cfg);
+    th_server_start(&cfg);
     gh_time_t t0 = gh_now();
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     const char *head = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     int closed = 0;
     /* One byte per 50 ms; the wait for the close is the pause. */
-    for (size_t i = 0; head[i] && !closed && ms_since(t0) < 3000; i++) {
+    for (size_t i = 0; head[i] && !closed && th_ms_since(t0) < 3000; i++) {
         if (th_send(fd, head + i, 1) < 0)
             break;
         closed = th_wait_closed(fd, 50);
     }
     if (!closed)
         closed = th_wait_closed(fd, 3000);
-    long took = ms_since(t0);
+    long took = th_ms_since(t0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_ge(took, 300);
     ck_assert_int_le(took, 2300);
@@ -290,18 +213,18 @@ START_TEST(test_server_idle_timeout_closes_an_idle_keepalive_connection)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.idle_timeout = 300 * GH_MSEC;
-    start(&cfg);
-    int fd = connect_srv();
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert(!th_has_header(rbuf, "Connection", "close"));
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert(!th_has_header(th_rbuf, "Connection", "close"));
     gh_time_t t0 = gh_now();
     ck_assert_int_eq(th_wait_closed(fd, 3000), 1);
-    long took = ms_since(t0);
+    long took = th_ms_since(t0);
     /* The idle clock starts once the response is out, a moment before we read it. */
     ck_assert_int_ge(took, 200);
     ck_assert_int_le(took, 2300);
-    ck_assert_int_eq(wait_stats(no_open_conns, 2000), 1);
+    ck_assert_int_eq(th_wait_stats(th_no_open_conns, 2000), 1);
     close(fd);
 }
 END_TEST
@@ -311,13 +234,13 @@ START_TEST(test_server_idle_connection_serves_again_before_its_timeout)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.idle_timeout = 2 * GH_SEC;
-    start(&cfg);
-    int fd = connect_srv();
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
     for (int i = 0; i < 3; i++) {
-        send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-        ck_assert_int_eq(read_status(fd), 200);
+        th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_int_eq(th_read_status(fd), 200);
     }
-    ck_assert_uint_eq(stats().accepted, 1);
+    ck_assert_uint_eq(th_stats().accepted, 1);
     close(fd);
 }
 END_TEST
@@ -328,23 +251,23 @@ START_TEST(test_server_read_timeout_on_a_slow_body_frees_the_worker)
     config(&cfg);
     cfg.read_timeout = 300 * GH_MSEC;
     cfg.max_workers = 1;
-    start(&cfg);
-    int fd = connect_srv();
-    send_str(fd, "POST /readbody HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
-    wait_sig(recorded, 5000);
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
+    th_send_str(fd, "POST /readbody HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+    th_wait_sig(recorded, 5000);
     ck_assert_int_eq(rec_reason, GH_ETIMEDOUT);
     ck_assert_int_ge(rec_took / GH_MSEC, 250);
     ck_assert_int_le(rec_took / GH_MSEC, 2300);
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "GH_ETIMEDOUT after 10");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "GH_ETIMEDOUT after 10");
     /* The only worker serves the next client promptly (one thread more, at most, held
      * the poller's role while the first handler blocked). */
-    int fd2 = connect_srv();
+    int fd2 = th_connect_srv();
     gh_time_t t0 = gh_now();
-    send_str(fd2, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd2), 200);
-    ck_assert_int_lt(ms_since(t0), 1000);
-    ck_assert_int_le(stats().threads, 2);
+    th_send_str(fd2, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd2), 200);
+    ck_assert_int_lt(th_ms_since(t0), 1000);
+    ck_assert_int_le(th_stats().threads, 2);
     close(fd);
     close(fd2);
 }
@@ -355,18 +278,18 @@ START_TEST(test_server_write_timeout_fails_writes_to_a_client_that_does_not_read
     gh_server_config_t cfg;
     config(&cfg);
     cfg.write_timeout = 300 * GH_MSEC;
-    start(&cfg);
-    int fd = connect_srv();
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
     int small = 4096;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    send_str(fd, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(recorded, 5000);
+    th_send_str(fd, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(recorded, 5000);
     ck_assert_int_eq(rec_reason, GH_ETIMEDOUT);
     ck_assert_int_le(rec_took / GH_MSEC, 2300);
     /* A failed write cancels the request. */
     ck_assert_int_eq(rec_request_done, GH_ETIMEDOUT);
     close(fd);
-    ck_assert_int_eq(wait_stats(no_open_conns, 3000), 1);
+    ck_assert_int_eq(th_wait_stats(th_no_open_conns, 3000), 1);
 }
 END_TEST
 
@@ -393,14 +316,14 @@ START_TEST(test_server_conn_states_of_two_keepalive_requests)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.conn_state = on_state;
-    start(&cfg);
-    int fd = connect_srv();
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
     for (int i = 0; i < 2; i++) {
-        send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-        ck_assert_int_eq(read_status(fd), 200);
+        th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_int_eq(th_read_status(fd), 200);
     }
     close(fd);
-    wait_sig(closed_sig, 5000);
+    th_wait_sig(closed_sig, 5000);
     static const gh_conn_state_t want[] = {GH_STATE_NEW,    GH_STATE_ACTIVE, GH_STATE_IDLE,
                                            GH_STATE_ACTIVE, GH_STATE_IDLE,   GH_STATE_CLOSED};
     assert_states(want, 6);
@@ -412,10 +335,10 @@ START_TEST(test_server_conn_states_of_a_silent_connection)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.conn_state = on_state;
-    start(&cfg);
-    int fd = connect_srv();
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
     close(fd);
-    wait_sig(closed_sig, 5000);
+    th_wait_sig(closed_sig, 5000);
     static const gh_conn_state_t want[] = {GH_STATE_NEW, GH_STATE_CLOSED};
     assert_states(want, 2);
 }
@@ -426,11 +349,11 @@ START_TEST(test_server_conn_states_of_a_connection_close_request)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.conn_state = on_state;
-    start(&cfg);
-    int fd = connect_srv();
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    wait_sig(closed_sig, 5000);
+    th_server_start(&cfg);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    th_wait_sig(closed_sig, 5000);
     static const gh_conn_state_t want[] = {GH_STATE_NEW, GH_STATE_ACTIVE, GH_STATE_CLOSED};
     assert_states(want, 3);
     close(fd);
@@ -453,31 +376,31 @@ START_TEST(test_server_shutdown_waits_for_the_active_handler_and_closes_idle_one
 {
     start_default();
     shutdown_done = gh_ctx_new(NULL);
-    int idle = connect_srv();
-    send_str(idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(idle), 200);
-    int slow = connect_srv();
-    send_str(slow, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    int idle = th_connect_srv();
+    th_send_str(idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(idle), 200);
+    int slow = th_connect_srv();
+    th_send_str(slow, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
 
     pthread_t t;
     shutdown_rc = 1;
-    ck_assert_int_eq(gh_thread_start(&t, shutdown_thread, srv), 0);
+    ck_assert_int_eq(gh_thread_start(&t, shutdown_thread, th_srv), 0);
     /* The idle connection is closed at once... */
     ck_assert_int_eq(th_wait_closed(idle, 3000), 1);
     /* ...the listener is gone (it closes before idle connections do)... */
-    int fd = th_connect(srv_port);
+    int fd = th_connect(th_port);
     ck_assert_int_lt(fd, 0);
     /* ...and shutdown still waits for the handler. */
     ck_assert_int_eq(gh_ctx_done(shutdown_done), 0);
-    ck_assert_int_eq(stats().active_conns, 1);
+    ck_assert_int_eq(th_stats().active_conns, 1);
 
     gh_ctx_cancel(release, 0);
-    wait_sig(shutdown_done, 5000);
+    th_wait_sig(shutdown_done, 5000);
     ck_assert_int_eq(gh_thread_join(t, NULL), 0);
     ck_assert_int_eq(shutdown_rc, 0);
-    ck_assert_int_eq(read_status(slow), 200);
-    ck_assert_str_eq(body(), "released GH_ECANCELED");
+    ck_assert_int_eq(th_read_status(slow), 200);
+    ck_assert_str_eq(th_rbody(), "released GH_ECANCELED");
     ck_assert_int_eq(th_wait_closed(slow, 3000), 1);
     close(idle);
     close(slow);
@@ -487,18 +410,18 @@ END_TEST
 START_TEST(test_server_shutdown_times_out_when_a_handler_outlives_it)
 {
     start_default();
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     /* This handler waits on its request context, which the final close cancels. */
-    send_str(fd, "GET /ctxwait?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    th_send_str(fd, "GET /ctxwait?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
     gh_time_t t0 = gh_now();
-    int rc = gh_server_shutdown(srv, 200 * GH_MSEC);
-    long took = ms_since(t0);
+    int rc = gh_server_shutdown(th_srv, 200 * GH_MSEC);
+    long took = th_ms_since(t0);
     ck_assert_int_eq(rc, GH_ETIMEDOUT);
     ck_assert_int_ge(took, 200);
     /* What was left was closed, and the handler learnt it at once. */
     ck_assert_int_le(took, 2200);
-    wait_sig(recorded, 1000);
+    th_wait_sig(recorded, 1000);
     ck_assert_int_lt(rec_reason, 0);
     ck_assert_int_eq(th_wait_closed(fd, 3000), 1);
     close(fd);
@@ -508,14 +431,14 @@ END_TEST
 START_TEST(test_server_shutdown_of_an_idle_server_returns_at_once)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
     gh_time_t t0 = gh_now();
-    ck_assert_int_eq(gh_server_shutdown(srv, 5 * GH_SEC), 0);
-    ck_assert_int_lt(ms_since(t0), 1000);
+    ck_assert_int_eq(gh_server_shutdown(th_srv, 5 * GH_SEC), 0);
+    ck_assert_int_lt(th_ms_since(t0), 1000);
     ck_assert_int_eq(th_wait_closed(fd, 3000), 1);
-    ck_assert_int_eq(stats().open_conns, 0);
+    ck_assert_int_eq(th_stats().open_conns, 0);
     close(fd);
 }
 END_TEST
@@ -523,21 +446,21 @@ END_TEST
 START_TEST(test_server_close_is_immediate_and_cancels_running_requests)
 {
     start_default();
-    int idle = connect_srv();
-    send_str(idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(idle), 200);
-    int busy = connect_srv();
-    send_str(busy, "GET /ctxwait?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    int idle = th_connect_srv();
+    th_send_str(idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(idle), 200);
+    int busy = th_connect_srv();
+    th_send_str(busy, "GET /ctxwait?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
     gh_time_t t0 = gh_now();
-    ck_assert_int_eq(gh_server_close(srv), 0);
-    ck_assert_int_lt(ms_since(t0), 2000);
-    wait_sig(recorded, 1000);
+    ck_assert_int_eq(gh_server_close(th_srv), 0);
+    ck_assert_int_lt(th_ms_since(t0), 2000);
+    th_wait_sig(recorded, 1000);
     ck_assert_int_lt(rec_reason, 0);
     ck_assert_int_eq(th_wait_closed(idle, 3000), 1);
     ck_assert_int_eq(th_wait_closed(busy, 3000), 1);
-    ck_assert_int_lt(th_connect(srv_port), 0);
-    ck_assert_int_eq(gh_server_close(srv), 0); /* idempotent */
+    ck_assert_int_lt(th_connect(th_port), 0);
+    ck_assert_int_eq(gh_server_close(th_srv), 0); /* idempotent */
     close(idle);
     close(busy);
 }
@@ -548,26 +471,26 @@ END_TEST
 START_TEST(test_server_client_disconnect_cancels_the_request_context)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /ctxwait HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /ctxwait HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
     gh_time_t t0 = gh_now();
     close(fd);
-    wait_sig(recorded, 5000);
+    th_wait_sig(recorded, 5000);
     ck_assert_int_eq(rec_reason, GH_ECONNRESET);
     ck_assert_int_eq(rec_request_done, GH_ECONNRESET);
-    ck_assert_int_lt(ms_since(t0), 2000);
+    ck_assert_int_lt(th_ms_since(t0), 2000);
 }
 END_TEST
 
 START_TEST(test_server_client_half_close_cancels_the_request_context)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /ctxwait HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /ctxwait HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
     shutdown(fd, SHUT_WR);
-    wait_sig(recorded, 5000);
+    th_wait_sig(recorded, 5000);
     ck_assert_int_eq(rec_reason, GH_ECONNRESET);
     close(fd);
 }
@@ -578,11 +501,11 @@ END_TEST
 START_TEST(test_server_disconnect_cancels_a_request_with_an_unread_small_body)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "POST /ctxwait HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
-    wait_sig(entered, 5000);
+    int fd = th_connect_srv();
+    th_send_str(fd, "POST /ctxwait HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+    th_wait_sig(entered, 5000);
     close(fd);
-    wait_sig(recorded, 5000);
+    th_wait_sig(recorded, 5000);
     ck_assert_int_eq(rec_reason, GH_ECONNRESET);
 }
 END_TEST
@@ -590,15 +513,15 @@ END_TEST
 START_TEST(test_server_disconnect_cancels_a_request_with_an_unread_large_body)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "POST /ctxwait?ms=1000 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
-    wait_sig(entered, 5000);
+    int fd = th_connect_srv();
+    th_send_str(fd, "POST /ctxwait?ms=1000 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+    th_wait_sig(entered, 5000);
     /* Body bytes the server has not read wait in its socket when the client leaves. */
     static char part[65536];
     memset(part, 'b', sizeof part);
     ck_assert_int_eq(th_send(fd, part, sizeof part), 0);
     close(fd);
-    wait_sig(recorded, 5000);
+    th_wait_sig(recorded, 5000);
     /* While the body is still arriving, bytes waiting in the socket are that body, so
      * the hang-up means the client is gone (golang/go#23262). */
     ck_assert_int_eq(rec_reason, GH_ECONNRESET);
@@ -609,16 +532,16 @@ END_TEST
 START_TEST(test_server_pipelined_request_does_not_cancel_the_first)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /ctxwait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "reason 0");
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /ctxwait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "reason 0");
     ck_assert_int_eq(rec_reason, 0);
     ck_assert_int_ge(rec_took / GH_MSEC, 300);
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "hello");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "hello");
     close(fd);
 }
 END_TEST
@@ -626,13 +549,13 @@ END_TEST
 START_TEST(test_server_pipelined_request_in_the_same_packet_does_not_cancel_the_first)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /ctxwait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n"
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /ctxwait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n"
                  "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "reason 0");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "hello");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "reason 0");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "hello");
     close(fd);
 }
 END_TEST
@@ -640,15 +563,15 @@ END_TEST
 START_TEST(test_server_request_context_is_cancelled_when_the_handler_returns)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /keepctx HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /keepctx HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
     ck_assert_ptr_nonnull(kept_req_ctx);
     /* The response goes out before the handler's context is cancelled: wait, bounded. */
     ck_assert_int_eq(gh_ctx_wait(kept_req_ctx, gh_now() + 2 * GH_SEC), GH_EHANDLERDONE);
     /* The connection itself lives on. */
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
     close(fd);
 }
 END_TEST
@@ -659,11 +582,11 @@ END_TEST
 static void assert_hello_within(long ms)
 {
     gh_time_t t0 = gh_now();
-    int fd = connect_srv();
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "hello");
-    ck_assert_int_lt(ms_since(t0), ms);
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "hello");
+    ck_assert_int_lt(th_ms_since(t0), ms);
     close(fd);
 }
 
@@ -675,21 +598,21 @@ START_TEST(test_server_slowloris_clients_hold_no_workers)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.max_workers = 4;
-    start(&cfg);
+    th_server_start(&cfg);
     static int slow[N_SLOW];
     for (int i = 0; i < N_SLOW; i++) {
-        slow[i] = connect_srv();
-        send_str(slow[i], "G");
+        slow[i] = th_connect_srv();
+        th_send_str(slow[i], "G");
     }
     for (int i = 0; i < N_FAST; i++)
         assert_hello_within(1000);
-    gh_server_stats_t st = stats();
+    gh_server_stats_t st = th_stats();
     ck_assert_int_le(st.workers, cfg.max_workers);
     ck_assert_int_ge(st.open_conns, N_SLOW);
     ck_assert_uint_eq(st.requests, N_FAST);
     for (int i = 0; i < N_SLOW; i++)
         close(slow[i]);
-    ck_assert_int_eq(wait_stats(no_open_conns, 5000), 1);
+    ck_assert_int_eq(th_wait_stats(th_no_open_conns, 5000), 1);
 }
 END_TEST
 
@@ -698,26 +621,26 @@ static void pool_run(int n, int max_workers)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.max_workers = max_workers;
-    start(&cfg);
+    th_server_start(&cfg);
     int expect = n < max_workers ? n : max_workers;
     want_entered = expect;
     static int fds[16];
     for (int i = 0; i < n; i++) {
-        fds[i] = connect_srv();
-        send_str(fds[i], "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+        fds[i] = th_connect_srv();
+        th_send_str(fds[i], "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
     }
-    wait_sig(entered, 5000);
-    gh_server_stats_t st = stats();
+    th_wait_sig(entered, 5000);
+    gh_server_stats_t st = th_stats();
     ck_assert_int_eq(st.workers, expect);
     ck_assert_int_eq(st.idle_workers, 0);
     ck_assert_int_eq(__atomic_load_n(&n_entered, __ATOMIC_SEQ_CST), expect);
     gh_ctx_cancel(release, 0);
     for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(read_status(fds[i]), 200);
+        ck_assert_int_eq(th_read_status(fds[i]), 200);
         close(fds[i]);
     }
     ck_assert_int_eq(n_entered, n);
-    ck_assert_int_le(stats().workers, max_workers);
+    ck_assert_int_le(th_stats().workers, max_workers);
 }
 
 START_TEST(test_server_pool_grows_to_one_worker_per_blocking_handler)
@@ -739,13 +662,13 @@ static void handoff_run(gh_time_t handoff)
     gh_server_config_t cfg;
     config(&cfg);
     cfg.handoff_timeout = handoff;
-    start(&cfg);
-    int blocked = connect_srv();
-    send_str(blocked, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    th_server_start(&cfg);
+    int blocked = th_connect_srv();
+    th_send_str(blocked, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+    th_wait_sig(entered, 5000);
     for (int i = 0; i < 5; i++)
         assert_hello_within(1000);
-    gh_server_stats_t st = stats();
+    gh_server_stats_t st = th_stats();
     /* The blocked handler still holds its thread; another one polls. */
     ck_assert_int_eq(gh_ctx_done(release), 0);
     ck_assert_int_ge(st.threads, 2);
@@ -754,13 +677,13 @@ static void handoff_run(gh_time_t handoff)
     else
         ck_assert_uint_eq(st.handoffs, 0);
     gh_ctx_cancel(release, 0);
-    ck_assert_int_eq(read_status(blocked), 200);
-    ck_assert_str_eq(body(), "released GH_ECANCELED");
+    ck_assert_int_eq(th_read_status(blocked), 200);
+    ck_assert_str_eq(th_rbody(), "released GH_ECANCELED");
     /* The deposed thread went back to the pool and keeps serving. */
-    send_str(blocked, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(blocked), 200);
+    th_send_str(blocked, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(blocked), 200);
     close(blocked);
-    ck_assert_int_le(stats().threads, cfg.max_workers ? cfg.max_workers + 1 : 65);
+    ck_assert_int_le(th_stats().threads, cfg.max_workers ? cfg.max_workers + 1 : 65);
 }
 
 START_TEST(test_server_blocking_handler_hands_the_poller_to_another_thread)
@@ -787,19 +710,19 @@ START_TEST(test_server_long_pipeline_is_served_in_order_without_starving_others)
     for (int i = 0; i < N; i++)
         len += (size_t)snprintf(reqs + len, sizeof reqs - len,
                                 "GET /seq?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
-    int fd = connect_srv();
+    int fd = th_connect_srv();
     ck_assert_int_eq(th_send(fd, reqs, len), 0);
-    int other = connect_srv();
-    send_str(other, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_int_eq(read_status(other), 200);
+    int other = th_connect_srv();
+    th_send_str(other, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_read_status(other), 200);
     close(other);
     for (int i = 0; i < N; i++) {
         char want[32];
         snprintf(want, sizeof want, "/seq?n=%d", i);
-        ck_assert_int_eq(read_status(fd), 200);
-        ck_assert_str_eq(body(), want);
+        ck_assert_int_eq(th_read_status(fd), 200);
+        ck_assert_str_eq(th_rbody(), want);
     }
-    ck_assert_uint_eq(stats().requests, N + 1);
+    ck_assert_uint_eq(th_stats().requests, N + 1);
     close(fd);
 }
 END_TEST
@@ -814,13 +737,13 @@ START_TEST(test_server_listens_on_ipv6_loopback)
     close(probe);
     gh_server_config_t cfg;
     config(&cfg);
-    ck_assert_int_eq(gh_server_new(&srv, &cfg), 0);
-    int rc = gh_server_listen(srv, "::1", 0);
+    ck_assert_int_eq(gh_server_new(&th_srv, &cfg), 0);
+    int rc = gh_server_listen(th_srv, "::1", 0);
     if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT)
         return; /* IPv6 without ::1 configured */
     ck_assert_int_eq(rc, 0);
-    ck_assert_int_eq(gh_server_start(srv), 0);
-    int port = gh_server_port(srv, 0);
+    ck_assert_int_eq(gh_server_start(th_srv), 0);
+    int port = gh_server_port(th_srv, 0);
     ck_assert_int_gt(port, 0);
 
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -831,9 +754,9 @@ START_TEST(test_server_listens_on_ipv6_loopback)
     sa.sin6_port = htons((uint16_t)port);
     sa.sin6_addr = in6addr_loopback;
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    send_str(fd, "GET /addr HTTP/1.1\r\nHost: [::1]\r\n\r\n");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_msg(strncmp(body(), "[::1]:", 6) == 0, "remote addr %s", body());
+    th_send_str(fd, "GET /addr HTTP/1.1\r\nHost: [::1]\r\n\r\n");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_msg(strncmp(th_rbody(), "[::1]:", 6) == 0, "remote addr %s", th_rbody());
     close(fd);
 }
 END_TEST

@@ -26,12 +26,6 @@ static void reset(void)
     memset(probes, 0, sizeof probes);
 }
 
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 static int count_alive(void)
 {
     int n = 0;
@@ -209,7 +203,7 @@ START_TEST(test_thread_pool_workers_with_scrub_keep_at_most_one_job_alive)
     /* The workers are idle in pthread_cond_wait now, as pool threads between requests. */
     for (int a = 0; a < 4 && count_alive() > 0; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     int alive = count_alive();

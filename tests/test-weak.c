@@ -33,12 +33,6 @@ static void reset(void)
     reviving = 0;
 }
 
-__attribute__((noinline)) static void churn(int k)
-{
-    for (int i = 0; i < 4096 * (k + 1); i++)
-        (void)GC_MALLOC(16 + 16 * (i % 8));
-}
-
 static int count_cleared(gh_weak_t *w)
 {
     int n = 0;
@@ -53,7 +47,7 @@ static int collect_until_cleared(gh_weak_t *w)
 {
     for (int a = 0; a < 4; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
         if (count_cleared(w) == N_OBJS)
             break;
@@ -86,7 +80,7 @@ START_TEST(test_weak_cleared_once_target_unreachable_and_not_before)
 {
     make_targets();
     for (int a = 0; a < 3; a++) {
-        churn(a);
+        th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_eq(count_cleared(weaks), 0);
@@ -184,7 +178,7 @@ START_TEST(test_weak_long_link_survives_revival)
     make_mortals(&revenant_type);
     ck_assert_int_ge(collect_until_cleared(weaks), N_OBJS - 1);
     for (int a = 0; a < 3; a++) {
-        churn(a);
+        th_churn(a);
         gh_gc_collect(2);
     }
     /* Every revived object is reachable again: its long link must still be set. */
@@ -229,7 +223,7 @@ static void check_repoint(int first_long)
     make_repointed(first_long);
     for (int a = 0; a < 4 && count_probes_unreachable() < N_OBJS; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     /* The old targets died... */
@@ -312,7 +306,7 @@ START_TEST(test_weak_inside_a_collected_holder_goes_with_it)
     make_holders();
     for (int a = 0; a < 4 && count_probes_unreachable() < N_OBJS; a++) {
         if (a)
-            churn(a);
+            th_churn(a);
         gh_gc_collect(2);
     }
     ck_assert_int_ge(count_probes_unreachable(), N_OBJS - 1);

@@ -16,7 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
-#include "../httpc.h"
+#include "../../examples/httpc.h"
 
 static int port;
 static char req[256];

@@ -1,10 +1,10 @@
-/* tests/test-main.c: the runner shared by every Check suite. */
+/* tests/support/main.c: the runner shared by every Check suite. */
 #include "config.h"
 
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "test-common.h"
+#include "../test-common.h"
 
 int main(void)
 {

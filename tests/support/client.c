@@ -1,11 +1,10 @@
-/* tests/helpers.c: a small loopback HTTP client for the Check suites. */
+/* tests/support/client.c: the Check suites' loopback HTTP client (tests/support/client.h):
+ * response framing, pipelining stash, bounded reads. Connecting and sending are the
+ * tree's one small client, examples/httpc.h. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test-common.h"
+#include "../../examples/httpc.h"
+#include "../test-common.h"
 
 /* Per-fd stash of bytes read past the end of a response (pipelining). Plain memory:
  * it holds bytes, never GC pointers. */
@@ -27,25 +27,8 @@ static struct {
 
 int th_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc;
-    do
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (fd < STASH_FDS) {
+    int fd = hc_connect(port);
+    if (fd >= 0 && fd < STASH_FDS) {
         free(stash[fd].buf);
         stash[fd].buf = NULL;
         stash[fd].len = 0;
@@ -53,21 +36,7 @@ int th_connect(int port)
     return fd;
 }
 
-int th_send(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
+int th_send(int fd, const void *buf, size_t n) { return hc_send_all(fd, buf, n); }
 
 int th_sends(int fd, const char *s) { return th_send(fd, s, strlen(s)); }
 

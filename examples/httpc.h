@@ -1,13 +1,17 @@
 /*
- * bench/httpc.h: a tiny plain-socket HTTP/1.1 client for the benchmarks.
+ * examples/httpc.h: the one small plain-socket HTTP/1.1 loopback client of the tree.
  *
- * Shared by bench/bench-server.c (linked with libgchttp) and bench/peers/loadc.c
- * (built alone by bench/peers/run). It allocates nothing from the collector or the
- * heap: stack buffers and descriptors only, so a client thread in the server's process
- * leaves the server's allocation counters untouched. Loopback only.
+ * Used by the examples that drive their own server (retention, graph), by the
+ * benchmarks (bench/bench-server.c, and bench/peers/loadc.c, which bench/peers/run
+ * builds alone, without libgchttp), and under the Check suites' client
+ * (tests/support/client.c). Header-only, so that loadc needs nothing else. It
+ * allocates nothing from the collector or the heap: stack buffers and descriptors
+ * only, so a client thread in a server's process leaves that server's allocation
+ * counters untouched. Loopback only; every wait is bounded; EINTR is retried and
+ * sends never raise SIGPIPE.
  */
-#ifndef BENCH_HTTPC_H
-#define BENCH_HTTPC_H
+#ifndef GH_EXAMPLES_HTTPC_H
+#define GH_EXAMPLES_HTTPC_H
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,12 +53,14 @@ static inline int hc_connect(int port)
         return -1;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* latency only */
     return fd;
 }
 
-static inline int hc_send_all(int fd, const char *p, size_t n)
+/* Send all n bytes (no SIGPIPE). 0, or -1 on error. */
+static inline int hc_send_all(int fd, const void *buf, size_t n)
 {
+    const char *p = buf;
     while (n) {
         ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)

@@ -1,0 +1,44 @@
+/*
+ * tests/support/client.h: the Check suites' loopback HTTP client (tests/support/client.c).
+ *
+ * Plain sockets and plain memory (no GC pointers). Connecting and sending go through
+ * examples/httpc.h, the tree's one small loopback client; this adds what tests need on
+ * top: reads bounded by a deadline, response framing (Content-Length, chunked,
+ * until-close), a per-descriptor stash for pipelined responses, header probes, and
+ * running external clients (curl, python3).
+ */
+#ifndef GH_TEST_SUPPORT_CLIENT_H
+#define GH_TEST_SUPPORT_CLIENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Connect to 127.0.0.1:port (blocking). Returns the fd or -1. */
+int th_connect(int port);
+/* Write all of buf. Returns 0 or -1. */
+int th_send(int fd, const void *buf, size_t n);
+int th_sends(int fd, const char *s);
+/* Read until the peer closes, cap is full or timeout_ms passes. Returns bytes read
+ * (NUL-terminated in buf, which must hold cap + 1), or -1 on error. *closed is set to 1
+ * when EOF was seen. */
+ssize_t th_read_all(int fd, char *buf, size_t cap, int timeout_ms, int *closed);
+/* Read one HTTP response (headers + Content-Length or chunked body, or until close).
+ * Returns its length in buf (NUL-terminated), 0 on clean EOF before any byte, -1 on
+ * error or timeout. Leftover bytes are kept in the per-fd stash for the next call. */
+ssize_t th_read_response(int fd, char *buf, size_t cap, int timeout_ms);
+/* Status code of a response in buf, or -1. */
+int th_status(const char *resp);
+/* Pointer to the body of a response in buf (after CRLFCRLF), or NULL. */
+const char *th_body(const char *resp);
+/* 1 if the response's header block contains "name: value" (case-insensitive name). */
+int th_has_header(const char *resp, const char *name, const char *value);
+/* Wait until the peer closes fd (read returns 0 or ECONNRESET) within timeout_ms.
+ * Returns 1 if closed, 0 on timeout. Discards any data. */
+int th_wait_closed(int fd, int timeout_ms);
+/* Run a shell command and capture stdout (NUL-terminated) into out; returns exit status
+ * or -1. */
+int th_run(const char *cmd, char *out, size_t cap);
+/* Path of a program from the environment (e.g. "CURL") or PATH; NULL if unavailable. */
+const char *th_tool(const char *envname, const char *fallback);
+
+#endif
