@@ -38,6 +38,8 @@ const char *gh_err_name(int err)
         return "GH_" #name;
         GH_ERRNO_MAP(GH__ERRNO_NAME)
 #undef GH__ERRNO_NAME
+    case GH_OK:
+        return "GH_OK";
     default:
         return "GH_UNKNOWN";
     }

@@ -42,6 +42,16 @@ START_TEST(test_errno_other_errno_falls_back_to_its_description)
 }
 END_TEST
 
+START_TEST(test_errno_zero_is_named_gh_ok)
+{
+    /* 0 is what every call returns on success: a log line built with gh_err_name(rc)
+     * must not call it unknown. */
+    ck_assert_int_eq(GH_OK, 0);
+    ck_assert_str_eq(gh_err_name(0), "GH_OK");
+    ck_assert_str_eq(gh_strerror(GH_OK), "success");
+}
+END_TEST
+
 START_TEST(test_errno_fallback_strings_are_not_a_shared_buffer)
 {
     /* strerror() may format into one buffer; our fallback must return stable strings. */
@@ -69,6 +79,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_errno_codes_equal_negative_errno);
     tcase_add_test(tc, test_errno_names_and_messages_come_from_the_map);
     tcase_add_test(tc, test_errno_other_errno_falls_back_to_its_description);
+    tcase_add_test(tc, test_errno_zero_is_named_gh_ok);
     tcase_add_test(tc, test_errno_fallback_strings_are_not_a_shared_buffer);
     tcase_add_test(tc, test_errno_unknown_codes_are_never_null);
     suite_add_tcase(s, tc);

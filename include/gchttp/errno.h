@@ -44,6 +44,8 @@ GH_BEGIN_DECLS
     X(ENOHOST, -4088, "host name not found")
 
 enum {
+    /** Success: 0, what every call returns when it did what was asked. */
+    GH_OK = 0,
 #define GH__ERRNO_ENUM(name, val, msg) GH_##name = (val),
     GH_ERRNO_MAP(GH__ERRNO_ENUM)
 #undef GH__ERRNO_ENUM
@@ -52,7 +54,8 @@ enum {
 
 /** A static English message for a GH_E* code (or -errno). Never NULL. */
 GH_EXTERN const char *gh_strerror(int err);
-/** The code's name, e.g. "GH_ETIMEDOUT"; "GH_UNKNOWN" if unknown. Never NULL. */
+/** The code's name, e.g. "GH_ETIMEDOUT"; "GH_OK" for 0; "GH_UNKNOWN" for any other
+ * value (a positive count, an errno with no GH_E* code). Never NULL. */
 GH_EXTERN const char *gh_err_name(int err);
 
 GH_END_DECLS
