@@ -302,3 +302,31 @@ const char *th_tool(const char *envname, const char *fallback)
     }
     return NULL;
 }
+
+static int clients_missing;
+
+int th_clients_required(void)
+{
+    const char *v = getenv("GH_REQUIRE_CLIENTS");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+const char *th_client(const char *envname, const char *prog, const char *probe)
+{
+    const char *p = th_tool(envname, prog);
+    char cmd[512], out[256] = "";
+    if (p) {
+        snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", p, probe);
+        if (th_run(cmd, out, sizeof out) == 0)
+            return p;
+        out[strcspn(out, "\n")] = 0; /* its first line says why */
+    }
+    clients_missing++;
+    fprintf(stderr, "SKIP: %s %s failed (%s): the tests that need it do not run%s\n",
+            p ? p : prog, probe, p ? out : "not found",
+            th_clients_required() ? " (GH_REQUIRE_CLIENTS: the suite fails)"
+                                  : "; the suite ends SKIP (77)");
+    return NULL;
+}
+
+int th_clients_missing(void) { return clients_missing; }

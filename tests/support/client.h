@@ -40,5 +40,17 @@ int th_wait_closed(int fd, int timeout_ms);
 int th_run(const char *cmd, char *out, size_t cap);
 /* Path of a program from the environment (e.g. "CURL") or PATH; NULL if unavailable. */
 const char *th_tool(const char *envname, const char *fallback);
+/* A real client some tests of the suite need (curl, python3 with a module): call it
+ * from test_suite(), before the tests fork. Returns th_tool(envname, prog) when
+ * `PROG probe` exits 0 (probe: shell words, e.g. "-c 'import websockets'"), else NULL
+ * after noting the client missing; the tests that need it then return without
+ * asserting, and the program ends SKIP (77) when every test that ran passed, or FAIL
+ * when the environment says GH_REQUIRE_CLIENTS=1 (CI): a test that could not run
+ * never reports PASS. */
+const char *th_client(const char *envname, const char *prog, const char *probe);
+/* How many clients th_client found missing. */
+int th_clients_missing(void);
+/* 1 when GH_REQUIRE_CLIENTS is set (and not "0"): a missing client fails the suite. */
+int th_clients_required(void);
 
 #endif
