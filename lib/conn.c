@@ -339,6 +339,8 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
          * retention study). */
         w->handler_done = 1;
         gh__request_cancel(req, GH_EHANDLERDONE);
+        if (req->body)
+            req->body->closed = GH_EHANDLERDONE; /* one rule after return (request.h) */
         gh__close_notify_done(w);
         gh_ctx_cancel(c->ctx, GH_EHIJACKED);
         return 0;

@@ -230,8 +230,11 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
     gh_conn_t *c = w->conn;
     gh_server_t *s = c->server;
     gh_hijack_stage_t stage = gh__server_config(s)->hijack_stage;
+    /* On any failure the caller's outputs are empty, never half-filled. */
     if (out)
         *out = NULL;
+    if (rw)
+        rw->r = NULL, rw->w = NULL;
     if (w->handler_done)
         return GH_EHANDLERDONE;
     if (w->hijacked)
@@ -239,8 +242,10 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
     /* No 100 Continue may be written from now on (Go: disableWriteContinue). */
     w->can_continue = 0;
     if (w->wrote_header) {
-        /* Flush what the handler already chose to send, e.g. "101 Switching
-         * Protocols" (Go: cw.flush). */
+        /* Flush the header the handler already chose to send, e.g. "101 Switching
+         * Protocols" (Go: cw.flush). Body bytes still in the pre-chunking buffer are
+         * dropped, as Go 1.19 drops its unflushed bufio.Writer (hijack.h). */
+        w->pre_len = 0;
         int rc = gh_response_flush(w);
         if (rc < 0)
             return rc;

@@ -283,9 +283,14 @@ gh_ctx_t *gh_request_context(gh_request_t *r)
     gh_ctx_t *ctx = __atomic_load_n(&r->ctx, __ATOMIC_SEQ_CST);
     if (ctx)
         return ctx;
-    gh_ctx_t *n = gh_ctx_new(r->parent_ctx);
+    /* A request that already ended gets a context that says why it ended, not why
+     * its parent (the connection's, e.g. GH_EHIJACKED) did. */
+    int early = __atomic_load_n(&r->cancel_reason, __ATOMIC_SEQ_CST);
+    gh_ctx_t *n = gh_ctx_new(early ? NULL : r->parent_ctx);
     if (!n)
         return NULL;
+    if (early)
+        gh_ctx_cancel(n, early);
     gh_ctx_t *expected = NULL;
     if (!__atomic_compare_exchange_n(&r->ctx, &expected, n, 0, __ATOMIC_SEQ_CST,
                                      __ATOMIC_SEQ_CST)) {

@@ -536,10 +536,10 @@ int gh_response_write_header(gh_response_t *w, int status)
 
 ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n)
 {
-    if (w->hijacked)
-        return GH_EHIJACKED;
     if (w->handler_done)
         return GH_EHANDLERDONE;
+    if (w->hijacked)
+        return GH_EHIJACKED;
     if (w->err)
         return w->err;
     if (!w->wrote_header)
@@ -600,10 +600,10 @@ ssize_t gh_response_printf(gh_response_t *w, const char *fmt, ...)
 
 int gh_response_flush(gh_response_t *w)
 {
-    if (w->hijacked)
-        return GH_EHIJACKED;
     if (w->handler_done)
         return GH_EHANDLERDONE;
+    if (w->hijacked)
+        return GH_EHIJACKED;
     if (w->err)
         return w->err;
     if (!w->wrote_header)

@@ -100,6 +100,7 @@ static gh_writer_t *kept_w[NCONN];
 static int kept_rc[NCONN];
 static gh_ctx_t *kept_ctx;
 static gh_response_t *kept_resp;
+static gh_request_t *kept_req;
 
 enum { P_RESP, P_REQ, P_CTX, P_CONN, P_CREADER, P_KINDS };
 static const char *const p_names[P_KINDS] = {"response", "request", "request ctx", "conn",
@@ -124,6 +125,7 @@ static void setup(void)
     memset(&states, 0, sizeof states);
     kept_ctx = NULL;
     kept_resp = NULL;
+    kept_req = NULL;
     th_srv = NULL;
 }
 
@@ -192,11 +194,11 @@ static const char *const GET = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
 static void on_double_hijack(gh_response_t *w, gh_request_t *r, void *data)
 {
     gh_netconn_t *nc, *nc2 = (gh_netconn_t *)&res; /* must come back NULL */
-    gh_bufrw_t rw, rw2;
+    gh_bufrw_t rw, rw2 = {(gh_reader_t *)&res, (gh_writer_t *)&res}; /* and these */
     (void)r, (void)data;
     res.rc = gh_response_hijack(w, &nc, &rw);
     res.rc2 = gh_response_hijack(w, &nc2, &rw2);
-    res.ok = nc2 == NULL;
+    res.ok = nc2 == NULL && rw2.r == NULL && rw2.w == NULL;
     if (res.rc == 0) {
         gh_writer_puts(rw.w, "Hello");
         res.k = gh_writer_flush(rw.w);
@@ -302,6 +304,41 @@ START_TEST(test_hijack_write_zero_bytes_after_flush)
     ck_assert_int_eq(res.rc2, 0);
     ck_assert_int_eq(res.rc, 0);
     ck_assert_int_eq(res.k0, GH_EHIJACKED);
+    close(fd);
+}
+END_TEST
+
+static void on_unflushed_body_and_hijack(gh_response_t *w, gh_request_t *r, void *data)
+{
+    gh_netconn_t *nc;
+    (void)r, (void)data;
+    res.k0 = gh_response_puts(w, "unflushed"); /* in the pre-chunking buffer */
+    res.rc = gh_response_hijack(w, &nc, NULL);
+    if (res.rc == 0) {
+        res.k = gh_netconn_write(nc, "raw", 3);
+        gh_netconn_close(nc);
+    }
+    ev_post(EV_DONE);
+}
+
+/* Go 1.19's Hijack flushes the header the handler wrote (cw.flush) but drops body bytes
+ * still in the response's buffer: the client gets the chunked head, then the raw bytes. */
+START_TEST(test_hijack_drops_an_unflushed_body_as_go_does)
+{
+    server_start(on_unflushed_body_and_hijack, NULL, GH_HIJACK_RELEASE, 0, NULL);
+    int fd = connect_send(GET);
+    char buf[1024];
+    int closed;
+    ck_assert_int_gt(th_read_all(fd, buf, sizeof buf - 1, WAIT_MS, &closed), 0);
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(th_status(buf), 200);
+    ck_assert(th_has_header(buf, "Transfer-Encoding", "chunked"));
+    ck_assert_ptr_nonnull(th_body(buf));
+    ck_assert_str_eq(th_body(buf), "raw");
+    ck_assert(ev_wait(EV_DONE, 1));
+    ck_assert_int_eq(res.k0, 9);
+    ck_assert_int_eq(res.rc, 0);
+    ck_assert_int_eq(res.k, 3);
     close(fd);
 }
 END_TEST
@@ -936,6 +973,63 @@ START_TEST(test_hijack_after_handler_returned_fails)
 }
 END_TEST
 
+static void on_hijack_keep_response(gh_response_t *w, gh_request_t *r, void *data)
+{
+    gh_netconn_t *nc;
+    gh_bufrw_t rw;
+    (void)data;
+    res.rc = gh_response_hijack(w, &nc, &rw);
+    res.done_during = gh_request_done(r); /* live until the handler returns */
+    kept_resp = w;
+    kept_req = r;
+    kept_nc[0] = nc;
+    ev_post(EV_DONE);
+}
+
+/* Only call, then drop: the response and request stay out of the test thread's frames. */
+__attribute__((noinline)) static void call_on_kept_hijacked_response(void)
+{
+    gh_netconn_t *nc = (gh_netconn_t *)&res;
+    gh_bufrw_t rw = {(gh_reader_t *)&res, (gh_writer_t *)&res};
+    char tmp[8];
+    res.k = gh_response_write(kept_resp, "x", 1);
+    res.k0 = gh_response_flush(kept_resp);
+    res.k1 = gh_request_read(kept_req, tmp, sizeof tmp);
+    res.rc2 = gh_response_hijack(kept_resp, &nc, &rw);
+    res.ok = nc == NULL && rw.r == NULL && rw.w == NULL;
+    res.cnfd = gh_response_header_set(kept_resp, "X-Late", "1");
+    res.done_after = gh_request_done(kept_req);
+    gh_ctx_t *ctx = gh_request_context(kept_req); /* made only now */
+    res.cn_done = ctx ? gh_ctx_done(ctx) : 1;
+    kept_resp = NULL;
+    kept_req = NULL;
+}
+
+/* One rule (response.h, request.h, hijack.h): once the handler returned, every call on
+ * its response and request fails with GH_EHANDLERDONE, hijacked or not, and the request
+ * and its context (even one made afterwards) say GH_EHANDLERDONE. */
+START_TEST(test_hijack_calls_after_return_fail_with_handler_done)
+{
+    server_start(on_hijack_keep_response, NULL, GH_HIJACK_RELEASE, 0, NULL);
+    int fd = connect_send("POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc");
+    ck_assert(ev_wait(EV_DONE, 1));
+    ck_assert(wait_workers_idle(1));
+    ck_assert_int_eq(res.rc, 0);
+    ck_assert_int_eq(res.done_during, 0);
+    call_on_kept_hijacked_response();
+    ck_assert_int_eq(res.k, GH_EHANDLERDONE);
+    ck_assert_int_eq(res.k0, GH_EHANDLERDONE);
+    ck_assert_int_eq(res.k1, GH_EHANDLERDONE);
+    ck_assert_int_eq(res.rc2, GH_EHANDLERDONE);
+    ck_assert_int_eq(res.ok, 1);
+    ck_assert_int_eq(res.cnfd, GH_EHANDLERDONE);
+    ck_assert_int_eq(res.done_after, GH_EHANDLERDONE);
+    ck_assert_int_eq(res.cn_done, GH_EHANDLERDONE);
+    ck_assert_int_eq(gh_netconn_close(kept_nc[0]), 0);
+    close(fd);
+}
+END_TEST
+
 static const gh_hijack_stage_t all_stages[] = {GH_HIJACK_RELEASE, GH_HIJACK_BEFORE,
                                                GH_HIJACK_WRITER, GH_HIJACK_LAZY_NOTIFY,
                                                GH_HIJACK_READER};
@@ -1143,6 +1237,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_hijack_write_after_hijack);
     tcase_add_test(tc, test_hijack_write_zero_bytes_after_flush);
     tcase_add_test(tc, test_hijack_after_flush_finishes_chunked_body);
+    tcase_add_test(tc, test_hijack_drops_an_unflushed_body_as_go_does);
     tcase_add_loop_test(tc, test_hijack_reader_has_bytes_after_head, 0, 3);
     tcase_add_test(tc, test_hijack_reader_has_full_body);
     tcase_add_loop_test(tc, test_hijack_switching_protocols_echo, 0, 2);
@@ -1167,6 +1262,7 @@ Suite *test_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, GH_TEST_TIMEOUT);
     tcase_add_test(tc, test_hijack_after_handler_returned_fails);
+    tcase_add_test(tc, test_hijack_calls_after_return_fail_with_handler_done);
     tcase_add_loop_test(tc, test_hijack_context_cancelled_when_handler_returns, 0, 5);
     tcase_add_loop_test(tc, test_hijack_reader_eof_fires_close_notify, 0, 5);
     suite_add_tcase(s, tc);

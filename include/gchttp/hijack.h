@@ -51,10 +51,21 @@ typedef struct gh_bufrw_s {
 
 /**
  * Take over the connection of the current request. Flushes a response header that
- * was already written (e.g. 101 Switching Protocols) before returning.
+ * was already written (e.g. 101 Switching Protocols) before returning. Body bytes
+ * written but not yet flushed (still in the 2 KiB pre-chunking buffer) are dropped,
+ * as Go 1.19's Hijack drops its unflushed buffer: call gh_response_flush() first to
+ * send them.
+ *
+ * After a successful hijack and until the handler returns, the response's calls fail
+ * with GH_EHIJACKED and request body reads too (the bytes are in the returned
+ * reader); the request and its context stay live (Go: valid until ServeHTTP
+ * returns). Once the handler returned, every call on the response and the request
+ * fails with GH_EHANDLERDONE, and gh_request_done() and the request context say
+ * GH_EHANDLERDONE, as for a request that was not hijacked.
  * @param w          the current request's response, on the handler's thread
- * @param[out] conn  the raw connection
- * @param[out] rw    buffered reader and writer over it (may be NULL)
+ * @param[out] conn  the raw connection (NULL on failure)
+ * @param[out] rw    buffered reader and writer over it (may be NULL; both members
+ *                   NULL on failure)
  * @return 0; GH_EHIJACKED if already hijacked; GH_EHANDLERDONE after the handler
  *         returned; GH_ENOMEM; or the error of flushing the header.
  */

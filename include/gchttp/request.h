@@ -50,9 +50,10 @@ GH_EXTERN int gh_request_is_chunked(const gh_request_t *r);
  * Read up to n bytes of the decoded body. The first read of a request that asked for
  * `Expect: 100-continue` sends "100 Continue" first (unless the handler has already
  * answered). Bounded by the server's read timeout.
- * @return bytes (>0), 0 at the end of the body, or a negative code: GH_EPROTO (bad
- * chunking), GH_EOF (connection closed before the end), GH_ETIMEDOUT, GH_EHIJACKED,
- * GH_EHANDLERDONE. Errors are sticky.
+ * @return bytes (>0), 0 at the end of the body (at once for a request without one),
+ * or a negative code: GH_EPROTO (bad chunking), GH_EOF (connection closed before the
+ * end), GH_ETIMEDOUT, GH_EHIJACKED (after a hijack, until the handler returns),
+ * GH_EHANDLERDONE (after the handler returned, hijacked or not). Errors are sticky.
  */
 GH_EXTERN ssize_t gh_request_read(gh_request_t *r, void *buf, size_t n);
 /** Read the whole body into a new atomic, NUL-terminated block of at most max bytes.
@@ -68,12 +69,15 @@ GH_EXTERN int gh_request_trailer_at(const gh_request_t *r, size_t i, const char 
 /**
  * The request's context: a child of the connection's, cancelled when the client goes
  * away, when a write to the client fails, and when the handler returns. Created on
- * first use (a request that never asks allocates none). NULL when out of memory.
+ * first use (a request that never asks allocates none); one made after the request
+ * ended is cancelled at once with gh_request_done()'s reason (after a hijack too:
+ * GH_EHANDLERDONE, not the connection's GH_EHIJACKED). NULL when out of memory.
  */
 GH_EXTERN gh_ctx_t *gh_request_context(gh_request_t *r);
-/** 0 while the request is live, else the (negative) reason it was cancelled:
- * GH_ECONNRESET (client gone), GH_EPIPE (write failed), GH_EHANDLERDONE. Needs no
- * allocation; callable from any thread. */
+/** 0 while the request is live (after a hijack too, until the handler returns), else
+ * the (negative) reason it was cancelled, the same as its context's: GH_ECONNRESET
+ * (client gone), GH_EPIPE (write failed), GH_EHANDLERDONE (the handler returned,
+ * hijacked or not). Needs no allocation; callable from any thread. */
 GH_EXTERN int gh_request_done(const gh_request_t *r);
 
 GH_END_DECLS

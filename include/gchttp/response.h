@@ -4,7 +4,9 @@
  * Alloc:     by the server, one per request (GC object). No _free.
  * Lifetime:  while the handler runs the connection's current-request slot keeps it
  *            alive; afterwards it is collected once the program drops it. Every call
- *            after the handler returned fails with GH_EHANDLERDONE.
+ *            after the handler returned fails with GH_EHANDLERDONE, hijacked or not;
+ *            between a hijack and the handler's return they fail with GH_EHIJACKED
+ *            (gchttp/hijack.h).
  * Threads:   the handler's thread, or one other thread at a time while the handler
  *            waits for it.
  *
