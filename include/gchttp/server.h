@@ -99,10 +99,10 @@ typedef struct gh_server_config_s {
      * is handed to a worker (a thread wake-up per request). */
     gh_time_t handoff_timeout;
     /** Grow the collector's heap to at least this many bytes when the server starts,
-     * so that a busy server does not collect every few milliseconds (each collection
-     * stops every thread, workers included: at 50 busy connections on one core that
-     * was a 66 ms p99 with the default heap, 5.7 ms with 16 MiB). 0: 16 MiB;
-     * negative: leave the heap to the collector (or to the host runtime). */
+     * so that a busy server does not collect every few milliseconds: each collection
+     * stops every thread, workers included, and shows in tail latency. Raise it when
+     * handlers allocate much per request; make it negative to leave the heap to the
+     * collector's own policy or to a host runtime that sizes it (Guile). 0: 16 MiB. */
     long gc_heap_min;
     int disable_keepalive;       /*< answer every request with Connection: close */
     gh_hijack_stage_t hijack_stage;
