@@ -41,6 +41,10 @@ static void body_finished(gh__body_t *b)
     if (!c)
         return;
     __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
+    /* The handler's thread reads the body: what is buffered after it is a next request. */
+    if (!b->closed)
+        __atomic_store_n(&c->next_buffered, gh_reader_buffered(b->bufr, NULL) > 0,
+                         __ATOMIC_RELEASE);
     if (!b->closed && __atomic_load_n(&c->watching, __ATOMIC_SEQ_CST) &&
         __atomic_load_n(&c->rdhup_seen, __ATOMIC_SEQ_CST))
         gh__conn_eval_hup(c, 0);

@@ -321,6 +321,10 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     gh__server_count_request(s, 0);
 
     __atomic_store_n(&c->body_pending, req->body ? 1 : 0, __ATOMIC_RELEASE);
+    /* Without a body, what is still buffered is a pipelined request, read before the
+     * client half-closed: it must be answered (see gh__conn_eval_hup). */
+    __atomic_store_n(&c->next_buffered, !req->body && gh_reader_buffered(c->bufr, NULL) > 0,
+                     __ATOMIC_RELEASE);
     pthread_mutex_lock(&c->mu);
     c->cur_req = w;
     int gone = c->peer_gone;

@@ -125,6 +125,9 @@ struct gh_conn_s {
     uint8_t watching;   /* poller watches for disconnect (handler running) */
     uint8_t body_pending; /* the current request's body is not read to its end (atomic) */
     uint8_t rdhup_seen; /* a hang-up edge came (atomic) */
+    uint8_t next_buffered; /* bytes past the current request (and its body) are already
+                            * in bufr: a next request, so a hang-up is not the client
+                            * leaving (atomic; set by the serving thread) */
     uint8_t read_nowait; /* the connReader must not block (the poller reads a head) */
     uint8_t drained;    /* the last read came back short: the socket was empty */
 };

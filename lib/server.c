@@ -534,9 +534,13 @@ void gh__conn_eval_hup(gh_conn_t *c, int hard)
 {
     /* Bytes waiting are a pipelined request, never "gone" (golang/go#23921) -- unless
      * the request's body is still arriving: then they are that body, and a hang-up
-     * means the client is gone (golang/go#23262). */
+     * means the client is gone (golang/go#23262). Waiting bytes are those still in the
+     * socket and those already read into the connection's buffer: a client may send
+     * two requests in one segment and half-close while the first is served. */
     int body_pending = __atomic_load_n(&c->body_pending, __ATOMIC_ACQUIRE);
     if (!hard && !body_pending) {
+        if (__atomic_load_n(&c->next_buffered, __ATOMIC_ACQUIRE))
+            return;
         int n = 0;
         if (gh_fd_acquire(c->fd) == 0) {
             n = pending_bytes(gh_fd_fileno(c->fd));

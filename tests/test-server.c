@@ -560,6 +560,28 @@ START_TEST(test_server_pipelined_request_in_the_same_packet_does_not_cancel_the_
 }
 END_TEST
 
+/* A pipelined request already read into the connection's buffer is not lost to the
+ * client's half-close: the hang-up evaluation counts buffered bytes, not only those in
+ * the socket, so both requests are answered (as Go does). */
+START_TEST(test_server_half_close_after_pipelined_requests_answers_both)
+{
+    start_default();
+    int fd = connect_srv();
+    send_str(fd, "GET /ctxwait?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_sig(entered, 5000);
+    shutdown(fd, SHUT_WR);
+    ck_assert_int_eq(read_status(fd), 200);
+    /* The buffered request counts as the client still being there (server.h). */
+    ck_assert_str_eq(body(), "reason 0");
+    ck_assert_int_eq(read_status(fd), 200);
+    ck_assert_str_eq(body(), "hello");
+    /* Then the connection ends: nothing more will come. */
+    ck_assert_int_eq(th_wait_closed(fd, 3000), 1);
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_server_request_context_is_cancelled_when_the_handler_returns)
 {
     start_default();
@@ -801,6 +823,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_server_disconnect_cancels_a_request_with_an_unread_large_body);
     tcase_add_test(tc, test_server_pipelined_request_does_not_cancel_the_first);
     tcase_add_test(tc, test_server_pipelined_request_in_the_same_packet_does_not_cancel_the_first);
+    tcase_add_test(tc, test_server_half_close_after_pipelined_requests_answers_both);
     tcase_add_test(tc, test_server_request_context_is_cancelled_when_the_handler_returns);
     suite_add_tcase(s, tc);
 

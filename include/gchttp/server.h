@@ -21,7 +21,9 @@
  * Half-close: a client that shuts down its sending side while its request is being
  * handled is treated as gone (the request context is cancelled and close-notify fires),
  * as Go's background read does when it sees EOF. Bytes of a pipelined next request
- * never count as gone.
+ * never count as gone, whether they still wait in the socket or were already read with
+ * the current request: a client that sends two requests and half-closes gets both
+ * answers, then the connection closes.
  */
 #ifndef GCHTTP_SERVER_H
 #define GCHTTP_SERVER_H
