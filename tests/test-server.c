@@ -566,16 +566,16 @@ END_TEST
 START_TEST(test_server_half_close_after_pipelined_requests_answers_both)
 {
     start_default();
-    int fd = connect_srv();
-    send_str(fd, "GET /ctxwait?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n"
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /ctxwait?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n"
                  "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_sig(entered, 5000);
+    th_wait_sig(entered, 5000);
     shutdown(fd, SHUT_WR);
-    ck_assert_int_eq(read_status(fd), 200);
+    ck_assert_int_eq(th_read_status(fd), 200);
     /* The buffered request counts as the client still being there (server.h). */
-    ck_assert_str_eq(body(), "reason 0");
-    ck_assert_int_eq(read_status(fd), 200);
-    ck_assert_str_eq(body(), "hello");
+    ck_assert_str_eq(th_rbody(), "reason 0");
+    ck_assert_int_eq(th_read_status(fd), 200);
+    ck_assert_str_eq(th_rbody(), "hello");
     /* Then the connection ends: nothing more will come. */
     ck_assert_int_eq(th_wait_closed(fd, 3000), 1);
     close(fd);
