@@ -19,5 +19,7 @@
 #include "gchttp/response.h"
 #include "gchttp/server.h"
 #include "gchttp/hijack.h"
+#include "gchttp/url.h"
+#include "gchttp/mux.h"
 
 #endif

@@ -147,6 +147,7 @@ struct gh_request_s {
     const char *remote;     /* the connection's address string */
     char *tblock;           /* trailers: fields then bytes (atomic) */
     char *host_copy;        /* authority of an absolute-form target (atomic) */
+    char *pathvals;         /* atomic "name\0value\0"... "\0": set by the mux */
     /* not traced */
     uint32_t n_fields, n_tfields;
     uint32_t target_off, proto_off;
@@ -314,6 +315,23 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
                               const char **why);
 void gh__request_cancel(gh_request_t *r, int reason);
 
+
+/* ---- url.c ------------------------------------------------------------------------ */
+/* A request target split in place (pointers into it, not NUL-terminated). */
+typedef struct gh__target {
+    const char *scheme, *host, *path, *query;
+    size_t scheme_len, host_len, path_len, query_len;
+    uint8_t has_query, asterisk, authority;
+} gh__target_t;
+int gh__target_split(const char *t, gh__target_t *out);
+int gh__unhex(int c);
+/* Percent-decode s[0..n) into out (n bytes suffice; out may be s); query: '+' is a
+ * space. Returns the length, or -1 for a bad escape. */
+ssize_t gh__unescape(const char *s, size_t n, char *out, int query);
+/* 1 if every '%' in s[0..n) starts a valid escape. */
+int gh__escapes_valid(const char *s, size_t n);
+/* ServeMux's cleanPath of p[0..n) into out (n + 2 bytes, NUL-terminated); the length. */
+size_t gh__path_clean(const char *p, size_t n, char *out);
 
 /* ---- body.c ----------------------------------------------------------------------- */
 gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c);

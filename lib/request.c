@@ -29,10 +29,10 @@ static const size_t req_ptrs[] = {
     offsetof(struct gh_request_s, block),  offsetof(struct gh_request_s, ctx),
     offsetof(struct gh_request_s, parent_ctx), offsetof(struct gh_request_s, body),
     offsetof(struct gh_request_s, remote), offsetof(struct gh_request_s, tblock),
-    offsetof(struct gh_request_s, host_copy),
+    offsetof(struct gh_request_s, host_copy), offsetof(struct gh_request_s, pathvals),
 };
 static const char *const req_names[] = {"header", "ctx",      "parentCtx", "Body",
-                                        "remote", "trailers", "hostCopy"};
+                                        "remote", "trailers", "hostCopy", "pathValues"};
 gh_type_t gh__request_type = GH_TYPE_INIT_NAMED("Request", struct gh_request_s, req_ptrs, req_names);
 
 /* Parse a Content-Length value that may be a list of identical values.

@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 #include "common.h"
+#include "request.h"
 
 GH_BEGIN_DECLS
 
@@ -72,6 +73,31 @@ GH_EXTERN int gh_response_status(const gh_response_t *w);
 
 /** Ask for the connection to be closed after this response. */
 GH_EXTERN void gh_response_close_after(gh_response_t *w);
+
+/** The reason phrase of a status code ("Not Found"): every code of the IANA HTTP Status
+ * Code Registry, worded as RFC 9110 §15 does; "" for a code it does not list. */
+GH_EXTERN const char *gh_status_text(int status);
+
+/**
+ * Answer with an error, as Go's http.Error: drop any Content-Length set, set
+ * Content-Type "text/plain; charset=utf-8" and "X-Content-Type-Options: nosniff", send
+ * status and the body `msg` followed by a newline. Other headers set stay (so a 405 can
+ * carry Allow). The handler should write nothing more.
+ * @return 0 or the first negative code of the writes (GH_EBUSY if a status was already
+ * written).
+ */
+GH_EXTERN int gh_response_error(gh_response_t *w, const char *msg, int status) GH_NONNULL(1, 2);
+
+/**
+ * Redirect, as Go's http.Redirect: status is 3xx (301, 302, 303, 307 or 308 in
+ * practice). A url without scheme and host is made absolute against the request's
+ * path ("b" from "/a/x" is "/a/b"; ".." resolved; a trailing slash and the query kept),
+ * and bytes outside ASCII are percent-encoded. For GET and HEAD without a Content-Type
+ * set, the answer is typed text/html and (GET) carries a short link to the target.
+ * @return 0; GH_EINVAL (status not 3xx, url with CR/LF); GH_ENOMEM; a write error.
+ */
+GH_EXTERN int gh_response_redirect(gh_response_t *w, const gh_request_t *r, const char *url,
+                                   int status) GH_NONNULL(1, 2, 3);
 
 GH_END_DECLS
 

@@ -1,0 +1,551 @@
+/* tests/test-mux.c: the request multiplexer (lib/mux.c) against Go 1.22 ServeMux
+ * semantics: a table of requests routed through gh_mux_match (precedence, wildcards,
+ * {$}, methods with HEAD, 405/Allow, hosts, redirects), registration conflicts and
+ * malformed patterns, allocation on a hit, and gh_mux_serve on a real server. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test-common.h"
+#include <gchttp/mux.h>
+
+#define IO_MS 5000
+
+static void noop(gh_response_t *w, gh_request_t *r, void *data)
+{
+    (void)w;
+    (void)r;
+    (void)data;
+}
+
+static gh_mux_t *mux_of(const char *const *pats)
+{
+    gh_mux_t *m = gh_mux_new();
+    ck_assert_ptr_nonnull(m);
+    for (size_t i = 0; pats[i]; i++) {
+        int rc = gh_mux_handle(m, pats[i], noop, (void *)pats[i]);
+        if (rc != 0)
+            ck_abort_msg("registering %s: %s (%s)", pats[i], gh_err_name(rc), gh_mux_error(m));
+    }
+    return m;
+}
+
+/* ---- the routing table ------------------------------------------------------------- */
+
+/* The tree of Go's routing_tree_test.go, plus methods, hosts and redirects. */
+static const char *const tree[] = {
+    "/a",
+    "/a/b",
+    "/a/{x}",
+    "/g/h/i",
+    "/g/{x}/j",
+    "/a/b/{x...}",
+    "/a/b/{y}",
+    "/a/b/{$}",
+    "GET /get",
+    "HEAD /headwins",
+    "GET /headwins",
+    "POST /post",
+    "GET /items/{id}",
+    "DELETE /items/{id}",
+    "example.com/a/{x}",
+    "example.com/a/b",
+    "/static/",
+    "/files/{path...}",
+    "/lit/a%2Fb",
+    "/{$}",
+    NULL,
+};
+
+typedef struct row {
+    const char *method, *host, *target;
+    int status;
+    const char *pattern;  /* 200: the winner */
+    const char *values;   /* "name=value;name=value" expected, or NULL for none */
+    const char *extra;    /* 301: Location; 405: Allow */
+} row_t;
+
+static const row_t tree_rows[] = {
+    /* literals, then wildcards, then multi-wildcards; backtracking */
+    {"GET", "", "/a", 200, "/a", NULL, NULL},
+    {"GET", "", "/a/b", 200, "/a/b", NULL, NULL},
+    {"GET", "", "/a/c", 200, "/a/{x}", "x=c", NULL},
+    {"GET", "", "/g/h/i", 200, "/g/h/i", NULL, NULL},
+    {"GET", "", "/g/h/j", 200, "/g/{x}/j", "x=h", NULL},
+    {"GET", "", "/a/b/c", 200, "/a/b/{y}", "y=c", NULL},
+    {"GET", "", "/a/b/c/d", 200, "/a/b/{x...}", "x=c/d", NULL},
+    {"GET", "", "/a/b/", 200, "/a/b/{$}", NULL, NULL},
+    {"GET", "", "/", 200, "/{$}", NULL, NULL},
+    {"GET", "", "/nothing", 404, NULL, NULL, NULL},
+    {"GET", "", "/g/h/k", 404, NULL, NULL, NULL},
+    /* wildcard values are decoded segments; {x...} takes the decoded rest */
+    {"GET", "", "/a/c%20d", 200, "/a/{x}", "x=c d", NULL},
+    {"GET", "", "/files/a%2Fb/c", 200, "/files/{path...}", "path=a/b/c", NULL},
+    {"GET", "", "/files/", 200, "/files/{path...}", "path=", NULL},
+    {"GET", "", "/lit/a%2Fb", 200, "/lit/a%2Fb", NULL, NULL},
+    {"GET", "", "/lit/a/b", 404, NULL, NULL, NULL},
+    /* methods: exact first, GET serves HEAD, 405 lists what would match */
+    {"GET", "", "/headwins", 200, "GET /headwins", NULL, NULL},
+    {"HEAD", "", "/headwins", 200, "HEAD /headwins", NULL, NULL},
+    {"HEAD", "", "/get", 200, "GET /get", NULL, NULL},
+    {"POST", "", "/get", 405, NULL, NULL, "GET, HEAD"},
+    {"GET", "", "/post", 405, NULL, NULL, "POST"},
+    {"GET", "", "/items/42", 200, "GET /items/{id}", "id=42", NULL},
+    {"DELETE", "", "/items/42", 200, "DELETE /items/{id}", "id=42", NULL},
+    {"PUT", "", "/items/42", 405, NULL, NULL, "DELETE, GET, HEAD"},
+    {"PUT", "", "/a", 200, "/a", NULL, NULL},
+    /* hosts: a host pattern first (port stripped, case ignored), else host-less */
+    {"GET", "example.com", "/a/b", 200, "example.com/a/b", NULL, NULL},
+    {"GET", "example.com:8080", "/a/c", 200, "example.com/a/{x}", "x=c", NULL},
+    {"GET", "EXAMPLE.com", "/a/b", 200, "example.com/a/b", NULL, NULL},
+    {"GET", "example.com", "/g/h/i", 200, "/g/h/i", NULL, NULL},
+    {"GET", "other.org", "/a/c", 200, "/a/{x}", "x=c", NULL},
+    {"GET", "", "http://example.com/a/b", 200, "example.com/a/b", NULL, NULL},
+    /* trailing-slash redirect: "/static/" registered, "/static" asked for */
+    {"GET", "", "/static", 301, NULL, NULL, "/static/"},
+    {"GET", "", "/static?q=1", 301, NULL, NULL, "/static/?q=1"},
+    {"GET", "", "/static/x/y", 200, "/static/", NULL, NULL},
+    {"GET", "", "/files", 301, NULL, NULL, "/files/"},
+    {"POST", "", "/static", 301, NULL, NULL, "/static/"},
+    /* cleaning: unclean paths answer 301 to the clean one, query kept */
+    {"GET", "", "/a/../g/h/i", 301, NULL, NULL, "/g/h/i"},
+    {"GET", "", "/a//b", 301, NULL, NULL, "/a/b"},
+    {"GET", "", "/a/./b?z=2", 301, NULL, NULL, "/a/b?z=2"},
+    {"GET", "", "/..", 301, NULL, NULL, "/"},
+    /* the server-wide target and bad escapes */
+    {"OPTIONS", "", "*", 400, NULL, NULL, NULL},
+    {"GET", "", "/a/%zz", 400, NULL, NULL, NULL},
+    {"GET", "", "/a/%4", 400, NULL, NULL, NULL},
+};
+
+/* Separate sets for the precedence rules a single tree cannot hold together. */
+static const char *const methods_set[] = {"/", "GET /", "GET /x/{$}", NULL};
+static const row_t methods_rows[] = {
+    {"GET", "", "/anything", 200, "GET /", NULL, NULL},
+    {"HEAD", "", "/anything", 200, "GET /", NULL, NULL},
+    {"POST", "", "/anything", 200, "/", NULL, NULL},
+    {"POST", "", "/x/", 200, "/", NULL, NULL},
+    {"GET", "", "/x/", 200, "GET /x/{$}", NULL, NULL},
+    {"GET", "", "/x/y", 200, "GET /", NULL, NULL},
+};
+
+static const char *const host_set[] = {"GET /v/{x}", "h.test/v/", "h.test/w/{$}", NULL};
+static const row_t host_rows[] = {
+    /* A host pattern wins even when a host-less one has a method: Go matches the host
+     * first, and the two cannot conflict. */
+    {"GET", "h.test", "/v/1", 200, "h.test/v/", NULL, NULL},
+    {"GET", "x.test", "/v/1", 200, "GET /v/{x}", "x=1", NULL},
+    {"POST", "x.test", "/v/1", 405, NULL, NULL, "GET, HEAD"},
+    {"GET", "h.test", "/w", 301, NULL, NULL, "/w/"},
+    {"GET", "x.test", "/w/", 404, NULL, NULL, NULL},
+};
+
+static void check_values(const gh_mux_match_t *mt, const char *spec, const char *what)
+{
+    if (!spec) {
+        ck_assert_msg(mt->_values == NULL, "%s: unexpected path values", what);
+        return;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        *eq = 0;
+        const char *got = gh_mux_match_value(mt, kv);
+        ck_assert_msg(got != NULL, "%s: no value for %s", what, kv);
+        ck_assert_msg(strcmp(got, eq + 1) == 0, "%s: %s = \"%s\", want \"%s\"", what, kv, got,
+                      eq + 1);
+    }
+}
+
+static void run_rows(const char *const *pats, const row_t *rows, size_t n)
+{
+    gh_mux_t *m = mux_of(pats);
+    for (size_t i = 0; i < n; i++) {
+        const row_t *w = &rows[i];
+        char what[300];
+        snprintf(what, sizeof what, "%s %s (host \"%s\")", w->method, w->target, w->host);
+        gh_mux_match_t mt;
+        ck_assert_int_eq(gh_mux_match(m, w->method, w->host, w->target, &mt), 0);
+        ck_assert_msg(mt.status == w->status, "%s: status %d, want %d", what, mt.status,
+                      w->status);
+        if (w->status == 200) {
+            ck_assert_msg(mt.pattern && strcmp(mt.pattern, w->pattern) == 0,
+                          "%s: matched \"%s\", want \"%s\"", what,
+                          mt.pattern ? mt.pattern : "(none)", w->pattern);
+            /* The handler data registered with the pattern comes back. */
+            ck_assert_msg(mt.data && strcmp(mt.data, w->pattern) == 0, "%s: wrong data", what);
+            check_values(&mt, w->values, what);
+        } else if (w->status == 301) {
+            ck_assert_msg(mt.location && strcmp(mt.location, w->extra) == 0,
+                          "%s: Location \"%s\", want \"%s\"", what,
+                          mt.location ? mt.location : "(none)", w->extra);
+        } else if (w->status == 405) {
+            ck_assert_msg(mt.allow && strcmp(mt.allow, w->extra) == 0,
+                          "%s: Allow \"%s\", want \"%s\"", what, mt.allow ? mt.allow : "(none)",
+                          w->extra);
+        }
+    }
+}
+
+#define NROWS(a) (sizeof(a) / sizeof((a)[0]))
+
+START_TEST(test_mux_routes_like_go_servemux)
+{
+    run_rows(tree, tree_rows, NROWS(tree_rows));
+}
+END_TEST
+
+START_TEST(test_mux_method_patterns_beat_methodless_ones)
+{
+    run_rows(methods_set, methods_rows, NROWS(methods_rows));
+}
+END_TEST
+
+START_TEST(test_mux_host_patterns_are_tried_first)
+{
+    run_rows(host_set, host_rows, NROWS(host_rows));
+}
+END_TEST
+
+/* Registration order does not change the winner: the same tree registered backwards. */
+START_TEST(test_mux_winner_does_not_depend_on_registration_order)
+{
+    const char *rev[NROWS(tree)];
+    size_t n = NROWS(tree) - 1;
+    for (size_t i = 0; i < n; i++)
+        rev[i] = tree[n - 1 - i];
+    rev[n] = NULL;
+    run_rows(rev, tree_rows, NROWS(tree_rows));
+}
+END_TEST
+
+/* Many literal siblings move a node's children into a hash table; every one is found. */
+START_TEST(test_mux_finds_every_sibling_in_a_large_node)
+{
+    gh_mux_t *m = gh_mux_new();
+    ck_assert_ptr_nonnull(m);
+    static char pats[300][32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(pats[i], sizeof pats[i], "GET /r%d/{id}", i);
+        ck_assert_int_eq(gh_mux_handle(m, pats[i], noop, pats[i]), 0);
+    }
+    for (int i = 0; i < 300; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "/r%d/x%d", i, i);
+        gh_mux_match_t mt;
+        ck_assert_int_eq(gh_mux_match(m, "GET", "", t, &mt), 0);
+        ck_assert_int_eq(mt.status, 200);
+        ck_assert_str_eq(mt.pattern, pats[i]);
+        char want[32];
+        snprintf(want, sizeof want, "x%d", i);
+        ck_assert_str_eq(gh_mux_match_value(&mt, "id"), want);
+    }
+    gh_mux_match_t mt;
+    ck_assert_int_eq(gh_mux_match(m, "GET", "", "/r300/x", &mt), 0);
+    ck_assert_int_eq(mt.status, 404);
+}
+END_TEST
+
+/* Paths deeper than the inline token buffer, and values longer than its decode buffer. */
+START_TEST(test_mux_handles_deep_patterns_and_long_paths)
+{
+    gh_mux_t *m = gh_mux_new();
+    ck_assert_ptr_nonnull(m);
+    static char deep[200];
+    size_t w = 0;
+    for (int i = 0; i < 40; i++)
+        w += (size_t)snprintf(deep + w, sizeof deep - w, "/%c", 'a' + i % 26);
+    snprintf(deep + w, sizeof deep - w, "/{last}");
+    ck_assert_int_eq(gh_mux_handle(m, deep, noop, NULL), 0);
+    ck_assert_int_eq(gh_mux_handle(m, "/f/{rest...}", noop, NULL), 0);
+    char t[256];
+    snprintf(t, sizeof t, "%.*s/end", (int)w, deep);
+    gh_mux_match_t mt;
+    ck_assert_int_eq(gh_mux_match(m, "GET", "", t, &mt), 0);
+    ck_assert_int_eq(mt.status, 200);
+    ck_assert_str_eq(gh_mux_match_value(&mt, "last"), "end");
+    static char big[4000], want[4000];
+    strcpy(big, "/f/");
+    size_t bl = 3, wl = 0;
+    for (int i = 0; i < 900; i++) {
+        memcpy(big + bl, "%41", 3);
+        bl += 3;
+        want[wl++] = 'A';
+    }
+    big[bl] = 0;
+    want[wl] = 0;
+    ck_assert_int_eq(gh_mux_match(m, "GET", "", big, &mt), 0);
+    ck_assert_int_eq(mt.status, 200);
+    ck_assert_str_eq(gh_mux_match_value(&mt, "rest"), want);
+    /* More segments than any pattern: not found, not a crash. */
+    static char many[6000];
+    size_t ml = 0;
+    for (int i = 0; i < 2000; i++) {
+        memcpy(many + ml, "/a", 2);
+        ml += 2;
+    }
+    many[ml] = 0;
+    ck_assert_int_eq(gh_mux_match(m, "GET", "", many, &mt), 0);
+    ck_assert_int_eq(mt.status, 404);
+}
+END_TEST
+
+/* ---- registration: conflicts and malformed patterns ---------------------------------- */
+
+typedef struct conflict_row {
+    const char *first, *second;
+    int conflicts;
+    const char *why; /* a part of the message when they conflict */
+} conflict_row_t;
+
+static const conflict_row_t conflict_rows[] = {
+    {"/a", "/a", 1, "matches the same requests as"},
+    {"/a/{x}", "/a/{y}", 1, "matches the same requests as"},
+    {"/a/", "/a/{rest...}", 1, "matches the same requests as"},
+    {"/a/{x}", "/{y}/b", 1, "both match \"/a/b\""},
+    {"/a/{x}/c", "/a/b/{y}", 1, "both match \"/a/b/c\""},
+    {"/{x...}", "/a/{y}/{z...}", 0, NULL},
+    {"GET /a/{x}", "/a/b", 1, "matches more methods than GET /a/{x}, but has a more specific path"},
+    {"/a/b", "GET /a/{x}", 1, "matches fewer methods than /a/b, but has a more general path"},
+    {"GET /a", "HEAD /a", 0, NULL},
+    {"GET /a", "POST /a", 0, NULL},
+    {"GET /a", "/a", 0, NULL},
+    {"/a/{x}", "/a/b", 0, NULL},
+    {"/a/{x...}", "/a/{$}", 0, NULL},
+    {"/{$}", "/", 0, NULL},
+    {"/a/{x}", "/a/{$}", 0, NULL},
+    {"example.com/a/{x}", "/{y}/b", 0, NULL},
+    {"example.com/a/{x}", "example.com/{y}/b", 1, "both match \"/a/b\""},
+    {"a.com/x", "b.com/x", 0, NULL},
+};
+
+START_TEST(test_mux_refuses_conflicting_patterns_naming_both)
+{
+    for (size_t i = 0; i < NROWS(conflict_rows); i++) {
+        const conflict_row_t *c = &conflict_rows[i];
+        gh_mux_t *m = gh_mux_new();
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(gh_mux_handle(m, c->first, noop, NULL), 0);
+        int rc = gh_mux_handle(m, c->second, noop, NULL);
+        if (!c->conflicts) {
+            ck_assert_msg(rc == 0, "%s then %s: %s", c->first, c->second, gh_mux_error(m));
+            continue;
+        }
+        ck_assert_msg(rc == GH_EEXIST, "%s then %s: rc %d", c->first, c->second, rc);
+        const char *e = gh_mux_error(m);
+        char a[80], b[80];
+        snprintf(a, sizeof a, "\"%s\"", c->first);
+        snprintf(b, sizeof b, "\"%s\"", c->second);
+        ck_assert_msg(strstr(e, a) && strstr(e, b), "message names both: %s", e);
+        ck_assert_msg(strstr(e, c->why), "message \"%s\" lacks \"%s\"", e, c->why);
+        /* The refused pattern did not replace the first one. */
+        gh_mux_match_t mt;
+        ck_assert_int_eq(gh_mux_match(m, "GET", "", "/a/b", &mt), 0);
+        ck_assert(mt.status != 200 || strcmp(mt.pattern, c->first) == 0);
+    }
+}
+END_TEST
+
+START_TEST(test_mux_refuses_malformed_patterns)
+{
+    static const char *const bad[] = {
+        "",          "a",          "{x}/a",    "/{x",       "/a{x}",     "/{x}/{x}",
+        "/{$}/a",    "/{x...}/a",  "/{}",      "/{1x}",     "/{a-b}",    "GET /a/../b",
+        "GET /a//b", "B@D /a",     "/{...}",   "/x/{y}z",
+    };
+    for (size_t i = 0; i < NROWS(bad); i++) {
+        gh_mux_t *m = gh_mux_new();
+        ck_assert_ptr_nonnull(m);
+        int rc = gh_mux_handle(m, bad[i], noop, NULL);
+        ck_assert_msg(rc == GH_EINVAL, "\"%s\": rc %d", bad[i], rc);
+        ck_assert_msg(strlen(gh_mux_error(m)) > 0, "\"%s\": no message", bad[i]);
+    }
+    /* Unclean paths are allowed without a method (they can match CONNECT). */
+    gh_mux_t *m = gh_mux_new();
+    ck_assert_int_eq(gh_mux_handle(m, "/a/../b", noop, NULL), 0);
+    ck_assert_str_eq(gh_mux_error(m), "");
+}
+END_TEST
+
+/* ---- allocation -------------------------------------------------------------------- */
+
+static unsigned long allocs_of(gh_mux_t *m, const char *target, int *status)
+{
+    gh_alloc_stats_t a, b;
+    gh_mux_match_t mt;
+    gh_alloc_stats(&a);
+    int rc = gh_mux_match(m, "GET", "", target, &mt);
+    gh_alloc_stats(&b);
+    ck_assert_int_eq(rc, 0);
+    *status = mt.status;
+    return (unsigned long)(b.objects - a.objects);
+}
+
+START_TEST(test_mux_hit_allocates_only_its_path_values)
+{
+    gh_mux_t *m = mux_of(tree);
+    int st;
+    ck_assert_uint_eq(allocs_of(m, "/a/b", &st), 0);
+    ck_assert_int_eq(st, 200);
+    ck_assert_uint_eq(allocs_of(m, "/g/h/j", &st), 1);
+    ck_assert_int_eq(st, 200);
+    ck_assert_uint_eq(allocs_of(m, "/files/x%20y/z", &st), 1);
+    ck_assert_int_eq(st, 200);
+    ck_assert_uint_eq(allocs_of(m, "/nothing/here", &st), 0);
+    ck_assert_int_eq(st, 404);
+}
+END_TEST
+
+/* ---- gh_mux_serve on a real server --------------------------------------------------- */
+
+static gh_server_t *srv;
+static int srv_port;
+static char rbuf[1 << 16];
+
+static void item(gh_response_t *w, gh_request_t *r, void *data)
+{
+    (void)data;
+    const char *id = gh_request_path_value(r, "id");
+    const char *none = gh_request_path_value(r, "nope");
+    gh_response_printf(w, "item %s %s %s", id ? id : "(null)", none ? none : "(null)",
+                       gh_request_method(r));
+}
+
+static void tagged(gh_response_t *w, gh_request_t *r, void *data)
+{
+    /* A middleware-style override of a value (results go into the body: no asserts on
+     * the server's threads). */
+    int a = gh_request_set_path_value(r, "p", "over");
+    int b = gh_request_set_path_value(r, "q", "new");
+    gh_response_printf(w, "%s %s %s %d %d", (const char *)data, gh_request_path_value(r, "p"),
+                       gh_request_path_value(r, "q"), a, b);
+}
+
+static void start_mux_server(void)
+{
+    gh_mux_t *m = gh_mux_new();
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(gh_mux_handle(m, "GET /items/{id}", item, NULL), 0);
+    ck_assert_int_eq(gh_mux_handle(m, "/static/", tagged, "static"), 0);
+    ck_assert_int_eq(gh_mux_handle(m, "/t/{p}", tagged, "t"), 0);
+    gh_server_config_t cfg;
+    gh_server_config_init(&cfg);
+    cfg.handler = gh_mux_serve;
+    cfg.handler_data = m;
+    ck_assert_int_eq(gh_server_new(&srv, &cfg), 0);
+    ck_assert_int_eq(gh_server_listen(srv, "127.0.0.1", 0), 0);
+    ck_assert_int_eq(gh_server_start(srv), 0);
+    srv_port = gh_server_port(srv, 0);
+}
+
+static void stop_mux_server(void) { gh_server_close(srv); }
+
+static const char *roundtrip(int fd, const char *req)
+{
+    ck_assert_int_eq(th_sends(fd, req), 0);
+    ssize_t n = th_read_response(fd, rbuf, sizeof rbuf - 1, IO_MS);
+    ck_assert_int_gt(n, 0);
+    return rbuf;
+}
+
+START_TEST(test_mux_serve_dispatches_with_path_values)
+{
+    int fd = th_connect(srv_port);
+    ck_assert_int_ge(fd, 0);
+    const char *r = roundtrip(fd, "GET /items/a%2Fb HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(r), 200);
+    ck_assert_str_eq(th_body(r), "item a/b (null) GET");
+    r = roundtrip(fd, "GET /t/v HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_str_eq(th_body(r), "t over new 0 0");
+    close(fd);
+    /* HEAD is served by the GET pattern; read to the close (no body to delimit). */
+    fd = th_connect(srv_port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(th_sends(fd, "HEAD /items/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 0);
+    int closed = 0;
+    ck_assert_int_gt(th_read_all(fd, rbuf, sizeof rbuf - 1, IO_MS, &closed), 0);
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_ptr_nonnull(strstr(rbuf, "Content-Length: 18\r\n"));
+    ck_assert_str_eq(th_body(rbuf), "");
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_mux_serve_answers_405_with_allow)
+{
+    int fd = th_connect(srv_port);
+    ck_assert_int_ge(fd, 0);
+    const char *r = roundtrip(fd, "POST /items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    ck_assert_int_eq(th_status(r), 405);
+    ck_assert(th_has_header(r, "Allow", "GET, HEAD"));
+    ck_assert(th_has_header(r, "Content-Type", "text/plain; charset=utf-8"));
+    ck_assert(th_has_header(r, "X-Content-Type-Options", "nosniff"));
+    ck_assert_str_eq(th_body(r), "Method Not Allowed\n");
+    /* The connection stays usable. */
+    r = roundtrip(fd, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(r), 404);
+    ck_assert_str_eq(th_body(r), "404 page not found\n");
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_mux_serve_redirects_to_the_slash_and_clean_path)
+{
+    int fd = th_connect(srv_port);
+    ck_assert_int_ge(fd, 0);
+    const char *r = roundtrip(fd, "GET /static?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(r), 301);
+    ck_assert(th_has_header(r, "Location", "/static/?x=1"));
+    ck_assert(th_has_header(r, "Content-Type", "text/html; charset=utf-8"));
+    ck_assert_str_eq(th_body(r), "<a href=\"/static/?x=1\">Moved Permanently</a>.\n\n");
+    r = roundtrip(fd, "GET /static/../items/3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(r), 301);
+    ck_assert(th_has_header(r, "Location", "/items/3"));
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_mux_serve_answers_asterisk_with_400_and_closes)
+{
+    int fd = th_connect(srv_port);
+    ck_assert_int_ge(fd, 0);
+    const char *r = roundtrip(fd, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(th_status(r), 400);
+    ck_assert_int_eq(th_wait_closed(fd, IO_MS), 1);
+    close(fd);
+}
+END_TEST
+
+Suite *test_suite(void)
+{
+    Suite *s = suite_create("mux");
+    TCase *tc = tcase_create("routing");
+    tcase_add_test(tc, test_mux_routes_like_go_servemux);
+    tcase_add_test(tc, test_mux_method_patterns_beat_methodless_ones);
+    tcase_add_test(tc, test_mux_host_patterns_are_tried_first);
+    tcase_add_test(tc, test_mux_winner_does_not_depend_on_registration_order);
+    tcase_add_test(tc, test_mux_finds_every_sibling_in_a_large_node);
+    tcase_add_test(tc, test_mux_handles_deep_patterns_and_long_paths);
+    tcase_add_test(tc, test_mux_hit_allocates_only_its_path_values);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("registration");
+    tcase_add_test(tc, test_mux_refuses_conflicting_patterns_naming_both);
+    tcase_add_test(tc, test_mux_refuses_malformed_patterns);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("serve");
+    tcase_set_timeout(tc, GH_TEST_TIMEOUT);
+    tcase_add_checked_fixture(tc, start_mux_server, stop_mux_server);
+    tcase_add_test(tc, test_mux_serve_dispatches_with_path_values);
+    tcase_add_test(tc, test_mux_serve_answers_405_with_allow);
+    tcase_add_test(tc, test_mux_serve_redirects_to_the_slash_and_clean_path);
+    tcase_add_test(tc, test_mux_serve_answers_asterisk_with_400_and_closes);
+    suite_add_tcase(s, tc);
+    return s;
+}
