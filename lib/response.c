@@ -439,7 +439,10 @@ static int response_wants_close(gh_response_t *w)
     return 0;
 }
 
-static int commit(gh_response_t *w, int final)
+/* commit's arguments: more (more_n bytes) is the write that overflowed the
+ * pre-chunking buffer, not yet sent: the sniffer sees the body's first 512 bytes across
+ * both, as Go's (whose chunkWriter gets them in one piece from its bufio.Writer). */
+static int commit(gh_response_t *w, int final, const char *more, size_t more_n)
 {
     gh_conn_t *c = w->conn;
     gh_request_t *r = w->req;
@@ -457,10 +460,17 @@ static int commit(gh_response_t *w, int final)
         w->declared_len = -1;
     }
     /* Like Go, name the type of an untyped body from its first bytes (up to 512). */
-    if (w->body_allowed && w->pre_len > 0 && !has_header(w, "content-type") &&
-        !has_header(w, "content-encoding"))
-        gh_response_header_add(w, "Content-Type",
-                               gh__sniff_type(c->prebuf, w->pre_len < 512 ? w->pre_len : 512));
+    if (w->body_allowed && w->pre_len + more_n > 0 && !has_header(w, "content-type") &&
+        !has_header(w, "content-encoding")) {
+        char first[512];
+        size_t k = w->pre_len < sizeof first ? w->pre_len : sizeof first;
+        if (k)
+            memcpy(first, c->prebuf, k);
+        size_t m = more_n < sizeof first - k ? more_n : sizeof first - k;
+        if (m)
+            memcpy(first + k, more, m);
+        gh_response_header_add(w, "Content-Type", gh__sniff_type(first, k + m));
+    }
     w->committed = 1;
 
     int close = response_wants_close(w);
@@ -525,9 +535,9 @@ static ssize_t emit(gh_response_t *w, const void *buf, size_t n)
 }
 
 /* Commit and push out what the pre-chunking buffer holds. */
-static int commit_and_drain(gh_response_t *w, int final)
+static int commit_and_drain(gh_response_t *w, int final, const char *more, size_t more_n)
 {
-    int rc = commit(w, final);
+    int rc = commit(w, final, more, more_n);
     if (rc < 0)
         return rc;
     if (w->pre_len) {
@@ -567,7 +577,7 @@ int gh_response_write_header(gh_response_t *w, int status)
     w->wrote_header = 1;
     w->can_continue = 0;
     if (status == 101)
-        return commit(w, 1);
+        return commit(w, 1, NULL, 0);
     return 0;
 }
 
@@ -603,7 +613,7 @@ ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n)
             w->pre_len += (uint32_t)n;
             return (ssize_t)n;
         }
-        int rc = commit_and_drain(w, 0);
+        int rc = commit_and_drain(w, 0, buf, n);
         if (rc < 0)
             return rc;
     }
@@ -646,7 +656,7 @@ int gh_response_flush(gh_response_t *w)
     if (!w->wrote_header)
         gh_response_write_header(w, 200);
     if (!w->committed) {
-        int rc = commit_and_drain(w, 0);
+        int rc = commit_and_drain(w, 0, NULL, 0);
         if (rc < 0)
             return rc;
     }
@@ -661,7 +671,7 @@ int gh__response_finish(gh_response_t *w)
     if (!w->wrote_header)
         gh_response_write_header(w, 200);
     if (!w->committed) {
-        int rc = commit_and_drain(w, 1);
+        int rc = commit_and_drain(w, 1, NULL, 0);
         if (rc < 0)
             return rc;
     }

@@ -55,6 +55,8 @@ static char pattern_byte(size_t i) { return (char)('a' + (i * 7 + i / 26) % 26);
  *   /early        103 with a Link header, then 200
  *   /host         answers gh_request_host
  *   /html, /bin   an untyped HTML page, untyped binary bytes (content sniffing)
+ *   /html5000     an untyped 5,000-byte HTML page in one write
+ *   /html-late    100 spaces, then a 5,000-byte HTML page in a second write
  *   /typed        sets its own Content-Type
  *   /te           sets a Transfer-Encoding of its own (the server must not trust it)
  *   anything else answers "METHOD TARGET" */
@@ -120,6 +122,14 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
         gh_response_puts(w, gh_request_host(r));
     } else if (th_path_is(r, "/html")) {
         gh_response_puts(w, "  <html><body>hi</body></html>");
+    } else if (th_path_is(r, "/html5000") || th_path_is(r, "/html-late")) {
+        static char page[5000], spaces[100];
+        memset(page, 'a', sizeof page);
+        memcpy(page, "<html><body>", 12);
+        memset(spaces, ' ', sizeof spaces);
+        if (th_path_is(r, "/html-late"))
+            gh_response_write(w, spaces, sizeof spaces);
+        gh_response_write(w, page, sizeof page);
     } else if (th_path_is(r, "/bin")) {
         gh_response_write(w, "\x01\x02\x03\x00" "data", 8); /* split: \x00d would be one escape */
     } else if (th_path_is(r, "/typed")) {
@@ -925,6 +935,10 @@ START_TEST(test_protocol_sniffs_untyped_bodies_like_go)
         const char *req, *type;
     } v[] = {
         {"GET /html HTTP/1.1\r\nHost: x\r\n\r\n", "text/html; charset=utf-8"},
+        /* Larger than the pre-chunking buffer: still its first 512 bytes, in one write or
+         * across writes. */
+        {"GET /html5000 HTTP/1.1\r\nHost: x\r\n\r\n", "text/html; charset=utf-8"},
+        {"GET /html-late HTTP/1.1\r\nHost: x\r\n\r\n", "text/html; charset=utf-8"},
         {"GET /bin HTTP/1.1\r\nHost: x\r\n\r\n", "application/octet-stream"},
         {"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain; charset=utf-8"},
         {"GET /typed HTTP/1.1\r\nHost: x\r\n\r\n", "application/json"},
@@ -932,7 +946,7 @@ START_TEST(test_protocol_sniffs_untyped_bodies_like_go)
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         int fd = roundtrip(v[i].req);
         ck_assert_int_eq(th_status(rbuf), 200);
-        ck_assert_msg(th_has_header(rbuf, "Content-Type", v[i].type), "%s: %s", v[i].req, rbuf);
+        ck_assert_msg(th_has_header(rbuf, "Content-Type", v[i].type), "%s: %.300s", v[i].req, rbuf);
         close(fd);
     }
     int fd = roundtrip("GET /status?c=204 HTTP/1.1\r\nHost: x\r\n\r\n");
