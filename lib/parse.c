@@ -217,14 +217,51 @@ static int is_authority(const char *t, size_t n)
     return port <= 65535;
 }
 
-/* absolute-form (RFC 9112 §3.2.2): scheme ":" ...; the rest was checked bytewise. */
+/* An "http" or "https" URI (RFC 9110 §4.2.1, §4.2.2) after its scheme: "//"
+ * authority with a non-empty host. "A recipient that processes such a URI reference
+ * MUST reject it as invalid" when the host is empty: http:///p, http://:80/p,
+ * https://user@/p, and http:/p (no authority at all). t[0..n) follows the ':'. */
+static int http_uri_has_host(const char *t, size_t n)
+{
+    if (n < 2 || t[0] != '/' || t[1] != '/')
+        return 0;
+    size_t a = 2, e = 2;
+    while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
+        e++;
+    /* userinfo "@" (RFC 3986 §3.2.1) is not the host. */
+    for (size_t j = e; j > a; j--)
+        if (t[j - 1] == '@') {
+            a = j;
+            break;
+        }
+    if (a < e && t[a] == '[')
+        return e - a > 2 && t[a + 1] != ']'; /* an IP-literal: "[]" is empty */
+    return a < e && t[a] != ':';
+}
+
+/* The scheme t[0..n) (scheme characters only) is lower, case-insensitively (RFC 3986
+ * §3.1), whatever the locale. */
+static int scheme_is(const char *t, size_t n, const char *lower)
+{
+    if (strlen(lower) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((t[i] | 0x20) != lower[i])
+            return 0;
+    return 1;
+}
+
+/* absolute-form (RFC 9112 §3.2.2): scheme ":" ...; the rest was checked bytewise,
+ * except that an http(s) URI must name a host. */
 static int is_absolute(const char *t, size_t n)
 {
     if (n == 0 || !IS_ALPHA(t[0]))
         return 0;
     for (size_t i = 1; i < n; i++) {
-        if (t[i] == ':')
-            return 1;
+        if (t[i] == ':') {
+            int http = scheme_is(t, i, "http") || scheme_is(t, i, "https");
+            return !http || http_uri_has_host(t + i + 1, n - i - 1);
+        }
         if (!IS(t[i], C_SCHEME))
             return 0;
     }

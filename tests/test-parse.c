@@ -216,6 +216,10 @@ START_TEST(test_parse_target_forms)
         {"GET http://example.com/x HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE},
         {"GET coap+tcp.v-1://h HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE},
         {"GET urn:isbn:123 HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE},
+        {"GET http://u:p@h:1/x HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE},
+        {"GET HTTPS://[::1]?q HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE},
+        {"GET http://h HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE},
+        {"GET file:///etc HTTP/1.1\r\n\r\n", GH__TARGET_ABSOLUTE}, /* not an http URI */
         {"CONNECT example.com:443 HTTP/1.1\r\n\r\n", GH__TARGET_AUTHORITY},
         {"CONNECT 127.0.0.1:8080 HTTP/1.1\r\n\r\n", GH__TARGET_AUTHORITY},
         {"CONNECT [::1]:443 HTTP/1.1\r\n\r\n", GH__TARGET_AUTHORITY},
@@ -238,6 +242,15 @@ START_TEST(test_parse_rejects_bad_targets)
         BAD("GET ht_tp://x HTTP/1.1\r\n\r\n", 400),  /* "_" is no scheme char */
         BAD("GET :x HTTP/1.1\r\n\r\n", 400),         /* empty scheme */
         BAD("GET *x HTTP/1.1\r\n\r\n", 400),
+        /* An http(s) URI needs a host (RFC 9110 §4.2.1: MUST reject). */
+        BAD("GET http:///p HTTP/1.1\r\n\r\n", 400),
+        BAD("GET HTTP://?q HTTP/1.1\r\n\r\n", 400),
+        BAD("GET http:// HTTP/1.1\r\n\r\n", 400),
+        BAD("GET http://:8080/p HTTP/1.1\r\n\r\n", 400),
+        BAD("GET https://user:pw@/p HTTP/1.1\r\n\r\n", 400),
+        BAD("GET https://[]/p HTTP/1.1\r\n\r\n", 400),
+        BAD("GET http:/p HTTP/1.1\r\n\r\n", 400),
+        BAD("GET http:p HTTP/1.1\r\n\r\n", 400),
     };
     RUN_HEADS(v);
 }

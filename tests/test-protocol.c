@@ -283,6 +283,12 @@ static const struct bad_vector {
     BAD("empty field name", "GET / HTTP/1.1\r\nHost: x\r\n: b\r\n\r\n", 400, 1),
     BAD("space in Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, 1),
     BAD("slash in Host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, 1),
+    /* RFC 9110 §4.2.1: an http(s) URI with an empty host MUST be rejected as invalid. */
+    BAD("absolute-form with empty authority", "GET http:///p HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1),
+    BAD("absolute-form with port only", "GET http://:80/p HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1),
+    BAD("absolute-form with userinfo only", "GET https://u@/p HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+        1),
+    BAD("absolute-form without authority", "GET http:/p HTTP/1.1\r\nHost: x\r\n\r\n", 400, 1),
     BAD("Transfer-Encoding identity",
         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc",
         501, 1),
