@@ -426,6 +426,11 @@ static int response_wants_close(gh_response_t *w)
     gh__body_t *body = r->body;
     if (body && !body->done && !body->chunked && (uint64_t)body->remaining > cfg->max_body_drain)
         return 1;
+    /* An unread chunked body has no known size while the handler runs (it may still
+     * read it): the connection ends with this response. When the handler returned
+     * first, gh__response_finish drained it before committing (drain_unread_body). */
+    if (body && !body->done && body->chunked)
+        return 1;
     /* A body that failed to read (bad framing, short body, timeout) leaves the stream
      * position unknown: the connection ends with this response. */
     if (body && body->err)
@@ -442,6 +447,24 @@ static int response_wants_close(gh_response_t *w)
 /* commit's arguments: more (more_n bytes) is the write that overflowed the
  * pre-chunking buffer, not yet sent: the sniffer sees the body's first 512 bytes across
  * both, as Go's (whose chunkWriter gets them in one piece from its bufio.Writer). */
+/* The handler returned without reading its whole request body: drain up to
+ * max_body_drain (256 KiB, Go's maxPostHandlerReadBytes) before the header is committed,
+ * as Go's chunkWriter.writeHeader does, so that a body that does not end there is
+ * announced with Connection: close (a chunked body's size is known only at its end). A
+ * client still waiting for 100 Continue sends nothing: gh__body_drain refuses, and
+ * response_wants_close says close. */
+static void drain_unread_body(gh_response_t *w)
+{
+    gh__body_t *body = w->req->body;
+    if (!body || body->done || body->err || w->close_after)
+        return;
+    const gh_server_config_t *cfg = gh__server_config(w->conn->server);
+    if (!body->chunked && (uint64_t)body->remaining > cfg->max_body_drain)
+        return; /* announced by response_wants_close */
+    if (gh__body_drain(body, cfg->max_body_drain) < 0)
+        w->close_after = 1;
+}
+
 static int commit(gh_response_t *w, int final, const char *more, size_t more_n)
 {
     gh_conn_t *c = w->conn;
@@ -671,6 +694,7 @@ int gh__response_finish(gh_response_t *w)
     if (!w->wrote_header)
         gh_response_write_header(w, 200);
     if (!w->committed) {
+        drain_unread_body(w);
         int rc = commit_and_drain(w, 1, NULL, 0);
         if (rc < 0)
             return rc;

@@ -831,6 +831,55 @@ START_TEST(test_protocol_large_unread_body_gets_connection_close)
 }
 END_TEST
 
+/* A chunked body the handler never reads is drained after it, up to max_body_drain
+ * (256 KiB, Go's maxPostHandlerReadBytes): a small one ends there and the connection
+ * is kept. */
+START_TEST(test_protocol_small_unread_chunked_body_is_drained_and_connection_reused)
+{
+    int fd = th_connect_srv();
+    ck_assert_int_eq(th_sends(fd, "POST /nobody HTTP/1.1\r\nHost: x\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n"
+                                  "5\r\nhello\r\n3e8\r\n"),
+                     0);
+    static char part[1000 + 2];
+    memset(part, 'z', 1000);
+    memcpy(part + 1000, "\r\n", 2);
+    ck_assert_int_eq(th_send(fd, part, sizeof part), 0);
+    ck_assert_int_eq(th_sends(fd, "0\r\n\r\n"), 0);
+    read_next(fd);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_int_eq(th_has_header(rbuf, "Connection", "close"), 0);
+    ck_assert_int_eq(th_sends(fd, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    read_next(fd);
+    ck_assert_str_eq(th_body(rbuf), "GET /after");
+    ck_assert_uint_eq(th_stats().accepted, 1);
+    close(fd);
+}
+END_TEST
+
+/* One that does not end within 256 KiB: the response says Connection: close before the
+ * server closes, as for a large Content-Length (Go: requestTooLarge). */
+START_TEST(test_protocol_large_unread_chunked_body_gets_connection_close)
+{
+    static char chunk[16384 + 16];
+    int hl = snprintf(chunk, sizeof chunk, "%x\r\n", 16384);
+    memset(chunk + hl, 'z', 16384);
+    memcpy(chunk + hl + 16384, "\r\n", 2);
+    size_t cl = (size_t)hl + 16384 + 2;
+    int fd = th_connect_srv();
+    ck_assert_int_eq(th_sends(fd, "POST /nobody HTTP/1.1\r\nHost: x\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n"),
+                     0);
+    for (int i = 0; i < 18; i++) /* 288 KiB, no last chunk */
+        ck_assert_int_eq(th_send(fd, chunk, cl), 0);
+    read_next(fd);
+    ck_assert_int_eq(th_status(rbuf), 200);
+    ck_assert_int_eq(th_has_header(rbuf, "Connection", "close"), 1);
+    ck_assert_int_eq(th_wait_closed(fd, TH_IO_MS), 1);
+    close(fd);
+}
+END_TEST
+
 /* ---- 8. real clients ----------------------------------------------------------------- */
 
 static char out[65536];
@@ -910,6 +959,35 @@ START_TEST(test_protocol_python_http_client_reuses_connection)
     ck_assert_int_eq(th_run(cmd, out, sizeof out), 0);
     ck_assert_str_eq(out, "200 GET /a;200 GET /b;200 GET /c\n");
     ck_assert_uint_eq(th_stats().accepted, 1);
+}
+END_TEST
+
+/* Python's http.client sends chunked bodies /nobody never reads, then a GET on the
+ * same HTTPConnection: after the small body the connection is reused; after the large
+ * one the response said close, so the client opens a new one (without the header it
+ * reused a connection the server had closed: RemoteDisconnected). */
+START_TEST(test_protocol_python_http_client_after_unread_chunked_bodies)
+{
+    if (!py)
+        return;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -c 'import http.client\n"
+             "c = http.client.HTTPConnection(\"127.0.0.1\", %d, timeout=10)\n"
+             "out = []\n"
+             "for n in (1000, 300 * 1024):\n"
+             "    body = (b\"z\" * 8192 for _ in range(n // 8192 + 1))\n"
+             "    c.request(\"POST\", \"/nobody\", body=body, encode_chunked=True)\n"
+             "    r = c.getresponse()\n"
+             "    out.append(\"%%d %%s %%s\" %% (r.status, r.read().decode(), r.will_close))\n"
+             "    c.request(\"GET\", \"/after\")\n"
+             "    r = c.getresponse()\n"
+             "    out.append(\"%%d %%s\" %% (r.status, r.read().decode()))\n"
+             "print(\";\".join(out))\n'",
+             py, th_port);
+    ck_assert_int_eq(th_run(cmd, out, sizeof out), 0);
+    ck_assert_str_eq(out, "200 ok False;200 GET /after;200 ok True;200 GET /after\n");
+    ck_assert_uint_eq(th_stats().accepted, 2);
 }
 END_TEST
 
@@ -1090,12 +1168,15 @@ Suite *test_suite(void)
     tc = tcase(s, "drain", setup_default);
     tcase_add_test(tc, test_protocol_small_unread_body_is_drained_and_connection_reused);
     tcase_add_test(tc, test_protocol_large_unread_body_gets_connection_close);
+    tcase_add_test(tc, test_protocol_small_unread_chunked_body_is_drained_and_connection_reused);
+    tcase_add_test(tc, test_protocol_large_unread_chunked_body_gets_connection_close);
 
     tc = tcase(s, "clients", setup_default);
     tcase_add_test(tc, test_protocol_curl_fetches_over_http11);
     tcase_add_test(tc, test_protocol_curl_posts_chunked_file);
     tcase_add_test(tc, test_protocol_curl_reuses_connection_for_two_urls);
     tcase_add_test(tc, test_protocol_python_http_client_reuses_connection);
+    tcase_add_test(tc, test_protocol_python_http_client_after_unread_chunked_bodies);
 
     tc = tcase(s, "targets", setup_default);
     tcase_add_test(tc, test_protocol_date_header_is_rfc1123);

@@ -56,6 +56,13 @@ GH_EXTERN int gh_request_is_chunked(const gh_request_t *r);
  * GH_EHANDLERDONE (after the handler returned, hijacked or not). Errors are sticky.
  */
 GH_EXTERN ssize_t gh_request_read(gh_request_t *r, void *buf, size_t n);
+/* A body the handler leaves unread: when the handler returns before the response
+ * header went out, the server reads the rest (up to the config's max_body_drain,
+ * 256 KiB as in Go) before writing the header, and keeps the connection if the body
+ * ended there; otherwise the response says Connection: close. A Content-Length body
+ * larger than that, or a chunked body still unread when the header goes out earlier
+ * (a flush), gets Connection: close at once. */
+
 /** Read the whole body into a new atomic, NUL-terminated block of at most max bytes.
  * @return length, or a negative code (GH_EBODYLIMIT when larger than max). */
 GH_EXTERN ssize_t gh_request_read_all(gh_request_t *r, size_t max, char **out);
