@@ -223,7 +223,7 @@ static void usage(FILE *f)
             "  writer       the connection's own writer retargeted at the raw conn\n"
             "  lazy-notify  + close-notify created only on demand\n"
             "  reader       + reader swapped for a weak-ref close-notify reader (Go after)\n"
-            "  release      + idle buffers released (gchttp's default)\n"
+            "  release      + buffers released whenever empty (gchttp's default)\n"
             "Prints Go benchmark lines (benchstat format), then a table.\n"
             "  --conns N   held connections per memory round (default 500)\n"
             "  --ops N     hijack cycles per timing run (default 2000)\n"

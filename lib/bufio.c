@@ -3,12 +3,16 @@
  *
  * Modelled on Go's bufio, with one addition the hijack path needs: the buffer may be
  * released while empty and comes back on the next use, so an idle hijacked connection
- * holds no 4 KiB blocks (valyala/fasthttp#2363).
+ * holds no 4 KiB blocks (valyala/fasthttp#2363). With autorelease on, that happens
+ * whenever the buffer is empty again, and a released reader reads through a per-thread
+ * scratch buffer, so a read that takes everything the source gave allocates nothing.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -25,8 +29,9 @@ struct gh_reader_s {
     char *buf;        /* atomic; NULL while released */
     void *src;        /* GC object (or NULL) passed to fn */
     gh_read_fn fn;    /* code pointer: not traced */
-    uint32_t size : 31; /* capacity when allocated */
+    uint32_t size : 30; /* capacity when allocated */
     uint32_t eof : 1;   /* the source reported end of stream */
+    uint32_t autorel : 1; /* release the buffer whenever a read or consume drains it */
     uint32_t r, w;    /* buf[r..w) is unread */
     int err;          /* sticky error, or 0 */
 };
@@ -49,6 +54,7 @@ struct gh_writer_s {
     uint32_t size;
     uint32_t n; /* bytes buffered */
     int err;
+    int autorel; /* release the buffer after each gh_writer_flush */
 };
 
 static const size_t writer_ptrs[] = {offsetof(struct gh_writer_s, buf),
@@ -57,14 +63,51 @@ static const char *const writer_names[] = {"buf", "dst"};
 gh_type_t gh__writer_type = GH_TYPE_INIT_NAMED("bufio.Writer", struct gh_writer_s, writer_ptrs,
                                                writer_names);
 
+/* ---- the per-thread scratch buffer ------------------------------------------------
+ *
+ * GH__SCRATCH_SIZE bytes of plain (malloc) memory per thread that uses it, freed when
+ * the thread exits. It only ever holds bytes, never a GC pointer, so the collector need
+ * not see it. It is lent for the length of one call (a read from a source, the parse of
+ * a request head), never across a return to the caller: whatever must outlive the call
+ * is copied into GC storage. A source may itself read through a reader; the busy flag
+ * makes the nested call allocate instead. */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread char *tls_scratch;
+static __thread int tls_scratch_busy;
+
+static void scratch_key_make(void) { (void)pthread_key_create(&scratch_key, free); }
+
+char *gh__scratch_take(size_t n)
+{
+    if (n > GH__SCRATCH_SIZE || tls_scratch_busy)
+        return NULL;
+    if (!tls_scratch) {
+        (void)pthread_once(&scratch_once, scratch_key_make);
+        char *p = malloc(GH__SCRATCH_SIZE);
+        if (!p)
+            return NULL;
+        if (pthread_setspecific(scratch_key, p) != 0) {
+            free(p);
+            return NULL;
+        }
+        tls_scratch = p;
+    }
+    tls_scratch_busy = 1;
+    return tls_scratch;
+}
+
+void gh__scratch_give(void) { tls_scratch_busy = 0; }
+
 static size_t pick_size(size_t size)
 {
     if (size == 0)
         size = GH_BUFIO_DEFAULT_SIZE;
     if (size < 16)
         size = 16;
-    if (size > (1u << 30))
-        size = 1u << 30; /* offsets are 32-bit */
+    if (size > (1u << 29))
+        size = 1u << 29; /* the reader's size is a 30-bit field */
     /* 4096 would cost two 4 KiB blocks with interior pointers on (see gc.h). */
     return gh_bytes_good_size(size);
 }
@@ -76,7 +119,7 @@ gh_reader_t *gh_reader_new(void *src, gh_read_fn fn, size_t size)
         return NULL;
     r->src = src;
     r->fn = fn;
-    r->size = (uint32_t)pick_size(size) & 0x7fffffffu;
+    r->size = (uint32_t)pick_size(size) & 0x3fffffffu;
     return r;
 }
 
@@ -97,6 +140,14 @@ static int reader_ensure_buf(gh_reader_t *r)
         return GH_ENOMEM;
     r->r = r->w = 0;
     return 0;
+}
+
+/* An empty reader with autorelease on gives its buffer back. */
+static void reader_drained(gh_reader_t *r)
+{
+    r->r = r->w = 0;
+    if (r->autorel)
+        r->buf = NULL;
 }
 
 /* One read from the source into the free space at the end of the buffer. */
@@ -123,6 +174,8 @@ static ssize_t reader_fill_once(gh_reader_t *r)
         r->w += (uint32_t)n;
         return n;
     }
+    if (r->w == r->r)
+        reader_drained(r); /* nothing came: an autorelease buffer goes back at once */
     if (n == 0) {
         r->eof = 1;
         return 0;
@@ -135,6 +188,49 @@ static ssize_t reader_fill_once(gh_reader_t *r)
 
 ssize_t gh_reader_fill(gh_reader_t *r) { return reader_fill_once(r); }
 
+/* What a direct read from the source returned: EOF and errors are recorded as in
+ * reader_fill_once. */
+static ssize_t reader_note(gh_reader_t *r, ssize_t k)
+{
+    if (k == 0)
+        r->eof = 1;
+    else if (k < 0 && k != GH_ETIMEDOUT && k != GH_EAGAIN)
+        r->err = (int)k;
+    return k;
+}
+
+
+/* A released reader with autorelease on: one read from the source into the thread's
+ * scratch buffer; the caller gets up to n bytes, and only what it does not take is
+ * kept, in a buffer allocated for it. *used is 0 when the scratch buffer could not be
+ * lent (too small, or lent already further up this thread's calls): read the usual way. */
+static ssize_t reader_read_scratch(gh_reader_t *r, void *buf, size_t n, int *used)
+{
+    char *sc = gh__scratch_take(r->size);
+    *used = sc != NULL;
+    if (!sc)
+        return 0;
+    ssize_t k = reader_note(r, r->fn(r->src, sc, r->size));
+    if (k > 0) {
+        size_t give = (size_t)k < n ? (size_t)k : n;
+        memcpy(buf, sc, give);
+        if ((size_t)k > give) {
+            char *b = gh_bytes_new(r->size);
+            if (!b) {
+                gh__scratch_give();
+                return r->err = GH_ENOMEM;
+            }
+            memcpy(b, sc + give, (size_t)k - give);
+            r->buf = b;
+            r->r = 0;
+            r->w = (uint32_t)((size_t)k - give);
+        }
+        k = (ssize_t)give;
+    }
+    gh__scratch_give();
+    return k;
+}
+
 ssize_t gh_reader_read(gh_reader_t *r, void *buf, size_t n)
 {
     if (n == 0)
@@ -146,7 +242,7 @@ ssize_t gh_reader_read(gh_reader_t *r, void *buf, size_t n)
         memcpy(buf, r->buf + r->r, k);
         r->r += (uint32_t)k;
         if (r->r == r->w)
-            r->r = r->w = 0;
+            reader_drained(r);
         return (ssize_t)k;
     }
     if (r->err)
@@ -157,12 +253,13 @@ ssize_t gh_reader_read(gh_reader_t *r, void *buf, size_t n)
         return GH_EBADF;
     if (n >= r->size) {
         /* Large read with an empty buffer: skip the copy (as Go's bufio does). */
-        ssize_t k = r->fn(r->src, buf, n);
-        if (k == 0)
-            r->eof = 1;
-        else if (k < 0 && k != GH_ETIMEDOUT && k != GH_EAGAIN)
-            r->err = (int)k;
-        return k;
+        return reader_note(r, r->fn(r->src, buf, n));
+    }
+    if (r->autorel && !r->buf) {
+        int used;
+        ssize_t k = reader_read_scratch(r, buf, n, &used);
+        if (used)
+            return k;
     }
     ssize_t k = reader_fill_once(r);
     if (k <= 0)
@@ -217,7 +314,7 @@ void gh_reader_consume(gh_reader_t *r, size_t n)
         n = have;
     r->r += (uint32_t)n;
     if (r->r == r->w)
-        r->r = r->w = 0;
+        reader_drained(r);
 }
 
 ssize_t gh_reader_read_line(gh_reader_t *r, const char **line, size_t limit)
@@ -250,6 +347,13 @@ ssize_t gh_reader_read_line(gh_reader_t *r, const char **line, size_t limit)
         if (k < 0)
             return k;
     }
+}
+
+void gh_reader_set_autorelease(gh_reader_t *r, int on)
+{
+    r->autorel = on ? 1 : 0;
+    if (on)
+        (void)gh_reader_release(r);
 }
 
 int gh_reader_release(gh_reader_t *r)
@@ -296,7 +400,7 @@ static ssize_t sink_write(gh_writer_t *w, const void *p, size_t n)
     return (ssize_t)n;
 }
 
-int gh_writer_flush(gh_writer_t *w)
+static int writer_flush(gh_writer_t *w)
 {
     if (w->err)
         return w->err;
@@ -307,6 +411,16 @@ int gh_writer_flush(gh_writer_t *w)
         return (int)k;
     w->n = 0;
     return 0;
+}
+
+/* The public flush ends a burst of writes: with autorelease on, the emptied buffer goes
+ * back (a flush inside gh_writer_write keeps it for the rest of that write). */
+int gh_writer_flush(gh_writer_t *w)
+{
+    int rc = writer_flush(w);
+    if (rc == 0 && w->autorel)
+        w->buf = NULL;
+    return rc;
 }
 
 ssize_t gh_writer_write(gh_writer_t *w, const void *buf, size_t n)
@@ -330,7 +444,7 @@ ssize_t gh_writer_write(gh_writer_t *w, const void *buf, size_t n)
         p += k;
         left -= k;
         if (w->n == w->size) {
-            int rc = gh_writer_flush(w);
+            int rc = writer_flush(w);
             if (rc < 0)
                 return rc;
         }
@@ -342,6 +456,13 @@ ssize_t gh_writer_puts(gh_writer_t *w, const char *s) { return gh_writer_write(w
 
 size_t gh_writer_buffered(const gh_writer_t *w) { return w->n; }
 size_t gh_writer_available(const gh_writer_t *w) { return w->size - w->n; }
+
+void gh_writer_set_autorelease(gh_writer_t *w, int on)
+{
+    w->autorel = on ? 1 : 0;
+    if (on)
+        (void)gh_writer_release(w);
+}
 
 int gh_writer_release(gh_writer_t *w)
 {

@@ -10,7 +10,7 @@
  *   lazy-notify  + close-notify made only when the handler asks.
  *   reader       + bufr's source swapped for a close-notify reader: the raw conn and a
  *                weak link to the response, cleared once the response is unreachable.
- *   release      + buffers released while empty (default).
+ *   release      + buffers released whenever they are empty (default).
  */
 #include "config.h"
 
@@ -282,9 +282,11 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
         gh_reader_reset(br, nc, cn_reader_read);
     }
     if (stage == GH_HIJACK_RELEASE) {
-        /* An idle hijacked connection keeps no 4 KiB blocks (fasthttp#2363). */
-        gh_reader_release(br);
-        gh_writer_release(bw);
+        /* An idle hijacked connection keeps no 4 KiB blocks (fasthttp#2363), and one that
+         * exchanged messages neither: both buffers go back whenever they are empty again
+         * (after a read that drains the reader, after each flush). */
+        gh_reader_set_autorelease(br, 1);
+        gh_writer_set_autorelease(bw, 1);
     }
 
     w->hijacked = 1;

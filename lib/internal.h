@@ -41,6 +41,12 @@ gh_fd_t *gh__fd_new_socket(int fd);
 extern gh_type_t gh__reader_type, gh__writer_type, gh__ctx_type;
 int gh__writer_alloc(gh_writer_t *w);
 int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
+/* The calling thread's scratch buffer (lib/bufio.c), GH__SCRATCH_SIZE bytes of plain
+ * memory, lent until gh__scratch_give within the same call chain; NULL if n is larger,
+ * it is already lent on this thread (a nested reader) or out of memory. */
+#define GH__SCRATCH_SIZE 4096
+char *gh__scratch_take(size_t n);
+void gh__scratch_give(void);
 
 /* Connection phases: who owns the connection now. Transitions:
  *   accept -> WAIT_HEAD (poller; header deadline from accept)

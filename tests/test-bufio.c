@@ -345,6 +345,81 @@ START_TEST(test_bufio_release_only_when_empty_then_reallocates)
 }
 END_TEST
 
+/* Autorelease: a read that takes all the source gave holds no buffer (the source is
+ * still asked for a whole buffer's worth); a read that leaves bytes keeps only those,
+ * until a read or consume drains them. */
+START_TEST(test_bufio_autorelease_reader_holds_a_buffer_only_while_bytes_wait)
+{
+    src_t *s = src_new();
+    src_data(s, "hello");
+    src_data(s, "world!");
+    src_data(s, "line\nrest");
+    gh_reader_t *r = gh_reader_new(s, src_read, 0);
+    gh_reader_set_autorelease(r, 1);
+    char buf[16];
+    ck_assert_int_eq(gh_reader_read(r, buf, 8), 5);
+    ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+    ck_assert_uint_eq(s->last_n, GH_BUFIO_DEFAULT_SIZE - 1); /* the source's reads keep their size */
+    ck_assert_uint_eq(gh_reader_size(r), 0);
+    ck_assert_int_eq(gh_reader_read(r, buf, 2), 2);
+    ck_assert_int_eq(memcmp(buf, "wo", 2), 0);
+    ck_assert_uint_gt(gh_reader_size(r), 0);
+    ck_assert_uint_eq(gh_reader_buffered(r, NULL), 4);
+    ck_assert_int_eq(gh_reader_read(r, buf, 3), 3);
+    ck_assert_uint_gt(gh_reader_size(r), 0); /* "!" still waits */
+    gh_reader_consume(r, 1);
+    ck_assert_uint_eq(gh_reader_size(r), 0);
+    /* A line points into the buffer: it is kept until a later read drains it. */
+    const char *line;
+    ck_assert_int_eq(gh_reader_read_line(r, &line, 0), 5);
+    ck_assert_int_eq(memcmp(line, "line\n", 5), 0);
+    ck_assert_uint_gt(gh_reader_size(r), 0);
+    ck_assert_int_eq(gh_reader_read(r, buf, sizeof buf), 4);
+    ck_assert_int_eq(memcmp(buf, "rest", 4), 0);
+    ck_assert_uint_eq(gh_reader_size(r), 0);
+    ck_assert_int_eq(gh_reader_read(r, buf, sizeof buf), 0); /* EOF */
+    ck_assert_uint_eq(gh_reader_size(r), 0);
+}
+END_TEST
+
+/* A source that reads through another autorelease reader: the inner read cannot borrow
+ * the thread's scratch buffer the outer one holds, and both still deliver every byte. */
+typedef struct nested {
+    gh_reader_t *inner;
+} nested_t;
+static const size_t nested_ptrs[] = {offsetof(nested_t, inner)};
+static gh_type_t nested_type = GH_TYPE_INIT("test.nested", nested_t, nested_ptrs);
+
+static ssize_t nested_read(void *self, void *buf, size_t n)
+{
+    nested_t *ns = self;
+    return gh_reader_read(ns->inner, buf, n < 3 ? n : 3);
+}
+
+START_TEST(test_bufio_autorelease_reader_over_an_autorelease_reader)
+{
+    src_t *s = src_new();
+    src_data(s, "abcdefgh");
+    nested_t *ns = gh_obj_new(&nested_type);
+    ns->inner = gh_reader_new(s, src_read, 0);
+    gh_reader_set_autorelease(ns->inner, 1);
+    gh_reader_t *r = gh_reader_new(ns, nested_read, 0);
+    gh_reader_set_autorelease(r, 1);
+    char out[16];
+    size_t got = 0;
+    for (int i = 0; i < 16 && got < 8; i++) {
+        ssize_t k = gh_reader_read(r, out + got, 2);
+        ck_assert_int_gt(k, 0);
+        got += (size_t)k;
+    }
+    ck_assert_uint_eq(got, 8);
+    ck_assert_int_eq(memcmp(out, "abcdefgh", 8), 0);
+    ck_assert_int_eq(gh_reader_read(r, out, 2), 0);
+    ck_assert_uint_eq(gh_reader_size(r), 0);
+    ck_assert_uint_eq(gh_reader_size(ns->inner), 0);
+}
+END_TEST
+
 START_TEST(test_bufio_large_read_bypasses_the_buffer)
 {
     src_t *s = src_new();
@@ -605,6 +680,34 @@ START_TEST(test_bufio_writer_release_only_when_empty)
 }
 END_TEST
 
+/* Autorelease: the buffer goes back after each flush, not when it fills inside a write
+ * (the sink still gets whole buffers). */
+START_TEST(test_bufio_autorelease_writer_releases_after_each_flush)
+{
+    sink_t *k = sink_new();
+    gh_writer_t *w = gh_writer_new(k, sink_write, 64);
+    gh_writer_set_autorelease(w, 1);
+    ck_assert_uint_eq(gh_writer_size(w), 0);
+    ck_assert_int_eq(gh_writer_puts(w, "abc"), 3);
+    ck_assert_uint_gt(gh_writer_size(w), 0);
+    ck_assert_int_eq(gh_writer_flush(w), 0);
+    ck_assert_uint_eq(gh_writer_size(w), 0);
+    static char data[150];
+    memset(data, 'z', sizeof data);
+    size_t size = 0;
+    for (size_t done = 0; done < sizeof data; done += 10) {
+        ck_assert_int_eq(gh_writer_write(w, data + done, 10), 10);
+        size = gh_writer_size(w);
+        ck_assert_uint_gt(size, 0);
+    }
+    ck_assert_int_eq(k->calls, 1 + (int)(sizeof data / size));
+    ck_assert_uint_eq(k->last_n, size);
+    ck_assert_int_eq(gh_writer_flush(w), 0);
+    ck_assert_uint_eq(gh_writer_size(w), 0);
+    ck_assert_uint_eq(k->len, 3 + sizeof data);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
     Suite *s = suite_create("bufio");
@@ -624,6 +727,8 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_bufio_reset_keeps_buffered_bytes_and_reads_the_new_source);
     tcase_add_test(tc, test_bufio_reset_clears_eof_and_errors);
     tcase_add_test(tc, test_bufio_release_only_when_empty_then_reallocates);
+    tcase_add_test(tc, test_bufio_autorelease_reader_holds_a_buffer_only_while_bytes_wait);
+    tcase_add_test(tc, test_bufio_autorelease_reader_over_an_autorelease_reader);
     tcase_add_test(tc, test_bufio_large_read_bypasses_the_buffer);
     tcase_add_test(tc, test_bufio_reader_errors_are_sticky);
     tcase_add_test(tc, test_bufio_large_read_errors_are_sticky_too);
@@ -640,6 +745,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_bufio_writer_reset_sends_buffered_bytes_to_the_new_sink);
     tcase_add_test(tc, test_bufio_writer_reset_clears_the_sticky_error);
     tcase_add_test(tc, test_bufio_writer_release_only_when_empty);
+    tcase_add_test(tc, test_bufio_autorelease_writer_releases_after_each_flush);
     suite_add_tcase(s, tc);
     return s;
 }

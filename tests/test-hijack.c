@@ -1074,6 +1074,63 @@ START_TEST(test_hijack_context_cancelled_when_handler_returns)
 }
 END_TEST
 
+/* The default stage: the returned reader and writer hold a buffer only while bytes are
+ * in it. A read that leaves bytes keeps them (and so a buffer); the read that drains it
+ * gives the buffer back; the next read works without one; a write holds a buffer until
+ * it is flushed. _i: 0 the default stage, 1 the reader stage (buffers are kept). */
+START_TEST(test_hijack_buffers_are_released_after_a_drain_and_come_back_on_next_read)
+{
+    int release = _i == 0;
+    server_start(on_hijack_keep, NULL, release ? GH_HIJACK_RELEASE : GH_HIJACK_READER, 0, NULL);
+    int fd = connect_send(GET);
+    ck_assert(ev_wait(EV_DONE, 1));
+    ck_assert(wait_workers_idle(1));
+    ck_assert_int_eq(res.rc, 0);
+    gh_reader_t *r = kept_r[0];
+    gh_writer_t *w = kept_w[0];
+    gh_netconn_set_deadline(kept_nc[0], gh_now() + (gh_time_t)WAIT_MS * GH_MSEC);
+    if (release) {
+        ck_assert_uint_eq(gh_reader_size(r), 0);
+        ck_assert_uint_eq(gh_writer_size(w), 0);
+    }
+    char buf[16];
+    for (int round = 0; round < 3; round++) {
+        /* Three bytes arrive; the first read takes one: two stay buffered. */
+        ck_assert_int_eq(th_sends(fd, "abc"), 0);
+        ck_assert_int_eq(gh_reader_read(r, buf, 1), 1);
+        ck_assert_int_eq(buf[0], 'a');
+        ck_assert_uint_eq(gh_reader_buffered(r, NULL), 2);
+        ck_assert_uint_gt(gh_reader_size(r), 0);
+        /* The read that drains it: released (default stage) or kept (reader stage). */
+        ck_assert_int_eq(gh_reader_read(r, buf, sizeof buf), 2);
+        ck_assert_int_eq(memcmp(buf, "bc", 2), 0);
+        if (release)
+            ck_assert_uint_eq(gh_reader_size(r), 0);
+        else
+            ck_assert_uint_gt(gh_reader_size(r), 0);
+        /* A read that takes all the source gives needs no buffer at all. */
+        ck_assert_int_eq(th_sends(fd, "de"), 0);
+        ck_assert_int_eq(gh_reader_read_full(r, buf, 2), 2);
+        ck_assert_int_eq(memcmp(buf, "de", 2), 0);
+        if (release)
+            ck_assert_uint_eq(gh_reader_size(r), 0);
+        /* A write holds a buffer until it is flushed. */
+        ck_assert_int_eq(gh_writer_puts(w, "ok"), 2);
+        ck_assert_uint_gt(gh_writer_size(w), 0);
+        ck_assert_int_eq(gh_writer_flush(w), 0);
+        if (release)
+            ck_assert_uint_eq(gh_writer_size(w), 0);
+        else
+            ck_assert_uint_gt(gh_writer_size(w), 0);
+        ck_assert_int_eq(read_n(fd, buf, 2), 2);
+        ck_assert_str_eq(buf, "ok");
+    }
+    ck_assert_int_eq(gh_netconn_close(kept_nc[0]), 0);
+    ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
+    close(fd);
+}
+END_TEST
+
 static void on_hijack_read_until_eof(gh_response_t *w, gh_request_t *r, void *data)
 {
     gh_netconn_t *nc;
@@ -1210,8 +1267,9 @@ START_TEST(test_hijack_collection)
         ck_assert_int_eq(gh_reader_read(kept_r[i], buf, 1), 1);
         ck_assert_int_eq(buf[0], 'x');
         if (stage == GH_HIJACK_RELEASE) {
-            ck_assert_uint_gt(gh_reader_size(kept_r[i]), 0);
-            ck_assert_uint_gt(gh_writer_size(kept_w[i]), 0);
+            /* Used and empty again: released again. */
+            ck_assert_uint_eq(gh_reader_size(kept_r[i]), 0);
+            ck_assert_uint_eq(gh_writer_size(kept_w[i]), 0);
         }
     }
     for (int i = 0; i < NCONN; i++) {
@@ -1263,6 +1321,7 @@ Suite *test_suite(void)
     tcase_set_timeout(tc, GH_TEST_TIMEOUT);
     tcase_add_test(tc, test_hijack_after_handler_returned_fails);
     tcase_add_test(tc, test_hijack_calls_after_return_fail_with_handler_done);
+    tcase_add_loop_test(tc, test_hijack_buffers_are_released_after_a_drain_and_come_back_on_next_read, 0, 2);
     tcase_add_loop_test(tc, test_hijack_context_cancelled_when_handler_returns, 0, 5);
     tcase_add_loop_test(tc, test_hijack_reader_eof_fires_close_notify, 0, 5);
     suite_add_tcase(s, tc);

@@ -10,7 +10,9 @@
  *            storage of gh_bytes_good_size(size) bytes (4095 for the 4 KiB default, so
  *            it costs one 4 KiB block, not two).
  * Lifetime:  while referenced. Buffers may be released while empty (_release) and are
- *            allocated again on the next use.
+ *            allocated again on the next use; with autorelease on (_set_autorelease,
+ *            what a hijack in the default stage returns) that happens whenever they are
+ *            empty again.
  * OS state:  none of their own; the source/sink owns any descriptor.
  * Threads:   one thread at a time per reader and per writer.
  * Errors:    the first error from the source or sink is sticky, as in Go's bufio.
@@ -63,6 +65,15 @@ GH_EXTERN ssize_t gh_reader_read_line(gh_reader_t *r, const char **line, size_t 
 /** Release the buffer if nothing is buffered (stage `release`); the next read
  * allocates it again. Returns 1 if released. */
 GH_EXTERN int gh_reader_release(gh_reader_t *r);
+/** Autorelease (on = 1): release the buffer now if it is empty, and from then on each
+ * time a gh_reader_read, gh_reader_read_full or gh_reader_consume empties it. While
+ * released, a gh_reader_read of fewer bytes than the buffer size reads from the source
+ * into a scratch buffer of the calling thread and keeps, in a newly allocated buffer,
+ * only the bytes the caller did not take: a read that takes everything the source gave
+ * allocates nothing. gh_reader_peek, gh_reader_read_line and gh_reader_fill allocate
+ * the buffer as usual (their results point into it), and a line or peek keeps it until
+ * a later read or consume empties it. Source reads keep their sizes either way. */
+GH_EXTERN void gh_reader_set_autorelease(gh_reader_t *r, int on);
 /** Buffer capacity in bytes (0 while released). */
 GH_EXTERN size_t gh_reader_size(const gh_reader_t *r);
 /** The sticky error, or 0. */
@@ -85,6 +96,11 @@ GH_EXTERN size_t gh_writer_buffered(const gh_writer_t *w);
 GH_EXTERN size_t gh_writer_available(const gh_writer_t *w);
 /** Release the buffer if it is empty; returns 1 if released. */
 GH_EXTERN int gh_writer_release(gh_writer_t *w);
+/** Autorelease (on = 1): release the buffer now if it is empty, and after each
+ * successful gh_writer_flush; the next write allocates it again. Writes reach the sink
+ * in the same pieces either way (a buffer that fills inside gh_writer_write is flushed
+ * and kept for the rest of that write). */
+GH_EXTERN void gh_writer_set_autorelease(gh_writer_t *w, int on);
 GH_EXTERN size_t gh_writer_size(const gh_writer_t *w);
 GH_EXTERN int gh_writer_error(const gh_writer_t *w);
 

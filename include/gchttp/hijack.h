@@ -12,9 +12,13 @@
  * close-notify reader (the raw descriptor plus a weak reference to the response) and
  * the connection's own buffered writer retargeted at the netconn. None of them reaches
  * the server's conn, connReader, response, request, body or contexts, so those are
- * collected once the handler has returned (Go PR #70756). While nothing is buffered,
- * the reader's and writer's 4 KiB buffers are released and come back on first use, so
- * an idle hijacked connection costs a few hundred bytes.
+ * collected once the handler has returned (Go PR #70756). The reader and writer have
+ * autorelease on (gh_reader_set_autorelease): their 4 KiB buffers are released at the
+ * hijack when empty, again after each read that drains the reader and after each flush
+ * of the writer, and come back on the next use; so an idle hijacked connection costs a
+ * few hundred bytes, whether or not it has exchanged messages. (The earlier stages keep
+ * their buffers, as the retention study documents; turn autorelease off to keep them in
+ * this one too.)
  *
  * Bytes the client sent after the request head (a pipelined request, a body, the
  * first WebSocket frame in the same segment as the upgrade) are in the returned reader:

@@ -56,7 +56,7 @@ typedef enum {
 
 /** Which hijack design to use (the retention study; see README). */
 typedef enum {
-    GH_HIJACK_RELEASE = 0,   /*< default: `reader` + idle buffers released */
+    GH_HIJACK_RELEASE = 0,   /*< default: `reader` + buffers released whenever empty */
     GH_HIJACK_BEFORE,        /*< Go 1.23: new writer, eager notify, reader through conn */
     GH_HIJACK_WRITER,        /*< conn's own writer retargeted at the raw conn */
     GH_HIJACK_LAZY_NOTIFY,   /*< + close-notify created only on demand */
