@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -350,6 +351,54 @@ ssize_t gh_fd_write(gh_fd_t *f, const void *buf, size_t n)
 {
     struct iovec iov[1] = {{(void *)buf, n}};
     return fd_write_all(f, iov, 1);
+}
+
+/* sendfile(2) from in_fd at *off to the socket, n bytes, with the write deadline:
+ * short transfers loop, EAGAIN waits in fd_wait like a write, EINTR retries. The
+ * kernel copies page-cache pages to the socket without a trip through user space.
+ * Returns n, GH_EOF when the file ended first (it shrank: *off tells how far it got),
+ * or a negative code. */
+ssize_t gh__fd_sendfile(gh_fd_t *f, int in_fd, int64_t *off, size_t n)
+{
+    ssize_t rc = gh_fd_acquire(f);
+    if (rc < 0)
+        return rc;
+    size_t done = 0;
+    while (done < n) {
+        if (__atomic_load_n(&f->closing, __ATOMIC_ACQUIRE)) {
+            rc = GH_EBADF;
+            goto out;
+        }
+        size_t chunk = n - done;
+        if (chunk > ((size_t)1 << 30))
+            chunk = (size_t)1 << 30;
+        off_t o = (off_t)*off;
+        ssize_t w = sendfile(f->fd, in_fd, &o, chunk);
+        if (w > 0) {
+            done += (size_t)w;
+            *off = (int64_t)o;
+            continue;
+        }
+        if (w == 0) {
+            rc = GH_EOF;
+            goto out;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            rc = __atomic_load_n(&f->closing, __ATOMIC_ACQUIRE) ? GH_EBADF : -errno;
+            goto out;
+        }
+        int r = fd_wait(f, POLLOUT, &f->wdl);
+        if (r < 0) {
+            rc = r;
+            goto out;
+        }
+    }
+    rc = (ssize_t)n;
+out:
+    gh_fd_release(f);
+    return rc;
 }
 
 ssize_t gh_fd_write2(gh_fd_t *f, const void *b1, size_t n1, const void *b2, size_t n2)

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "gchttp/common.h"
 #include "gchttp/errno.h"
@@ -47,6 +48,9 @@ void *gh__ptrs_new(size_t n);
 extern void (*gh__fd_block_hook)(void);
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 struct gh_fd_s *gh__fd_new_socket(int fd);
+/* sendfile(2) of n bytes of in_fd from *off (advanced) to a socket, with its write
+ * deadline; n, GH_EOF if the file ended first, or a code (gc/fd.c). */
+ssize_t gh__fd_sendfile(struct gh_fd_s *f, int in_fd, int64_t *off, size_t n);
 
 /* Bump the process-wide allocation counters for one object of GC size `bytes`. */
 void gh__count_alloc(size_t bytes);

@@ -21,5 +21,8 @@
 #include "gchttp/hijack.h"
 #include "gchttp/url.h"
 #include "gchttp/mux.h"
+#include "gchttp/date.h"
+#include "gchttp/mime.h"
+#include "gchttp/fileserver.h"
 
 #endif

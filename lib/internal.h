@@ -36,6 +36,9 @@ void *gh__ptrs_new(size_t n);
 extern void (*gh__fd_block_hook)(void);
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 gh_fd_t *gh__fd_new_socket(int fd);
+/* sendfile(2) of n bytes of in_fd from *off (advanced) to a socket, with its write
+ * deadline; n, GH_EOF if the file ended first, or a code (gc/fd.c). */
+ssize_t gh__fd_sendfile(gh_fd_t *f, int in_fd, int64_t *off, size_t n);
 
 /* bufio internals (lib/bufio.c) */
 extern gh_type_t gh__reader_type, gh__writer_type, gh__ctx_type;

@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <stdlib.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -644,6 +646,87 @@ ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n)
         return (ssize_t)n;
     ssize_t k = emit(w, buf, n);
     return k < 0 ? k : (ssize_t)n;
+}
+
+/* A body from a file: while the header is not committed and the bytes fit the
+ * pre-chunking buffer they are read into it (a small body keeps its Content-Length and
+ * its sniffed type); otherwise the header and what is buffered go out, and the kernel
+ * sends the file's pages with sendfile(2), inside a chunk when the response is
+ * chunked. */
+ssize_t gh_response_sendfile(gh_response_t *w, int fd, int64_t off, size_t n)
+{
+    if (w->hijacked)
+        return GH_EHIJACKED;
+    if (w->handler_done)
+        return GH_EHANDLERDONE;
+    if (w->err)
+        return w->err;
+    if (fd < 0 || off < 0 || n > (size_t)INT64_MAX - (size_t)off)
+        return GH_EINVAL;
+    if (!w->wrote_header)
+        gh_response_write_header(w, 200);
+    if (w->status == 101)
+        return GH_EPROTO;
+    if (w->declared_len >= 0 && w->written + (int64_t)n > w->declared_len)
+        return GH_ECONTENTLENGTH;
+    if (!body_allowed_for(w->status) && !w->req->is_head)
+        return GH_EINVAL;
+    if (n == 0)
+        return 0;
+    gh_conn_t *c = w->conn;
+    if (w->req->is_head && !w->committed) {
+        w->written += (int64_t)n;
+        return (ssize_t)n; /* counted for Content-Length, never sent */
+    }
+    if (!w->committed && w->pre_len + n <= GH__PREBUF_SIZE) {
+        if (!c->prebuf) {
+            c->prebuf = gh_bytes_new(GH__PREBUF_SIZE);
+            if (!c->prebuf)
+                return GH_ENOMEM;
+        }
+        size_t got = 0;
+        while (got < n) {
+            ssize_t k = pread(fd, c->prebuf + w->pre_len + got, n - got, (off_t)(off + (int64_t)got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return k < 0 ? -errno : GH_EOF; /* nothing was accepted */
+            got += (size_t)k;
+        }
+        w->pre_len += (uint32_t)n;
+        w->written += (int64_t)n;
+        return (ssize_t)n;
+    }
+    if (!w->committed) {
+        int rc = commit_and_drain(w, 0);
+        if (rc < 0)
+            return rc;
+    }
+    w->written += (int64_t)n;
+    if (!w->body_allowed)
+        return (ssize_t)n;
+    gh_writer_t *bw = c->bufw;
+    if (w->chunking) {
+        char h[24];
+        int hl = snprintf(h, sizeof h, "%zx\r\n", n);
+        if (gh_writer_write(bw, h, (size_t)hl) < 0)
+            return w->err = gh_writer_error(bw);
+    }
+    if (gh_writer_flush(bw) < 0)
+        return w->err = gh_writer_error(bw);
+    int64_t pos = off;
+    ssize_t k = gh__fd_sendfile(c->fd, fd, &pos, n);
+    if (k < 0) {
+        /* The file ending early (it shrank) leaves the framing short: the connection
+         * cannot be reused. Anything else is the socket's failure. */
+        if (k != GH_EOF)
+            gh__conn_write_failed(c, (int)k);
+        w->close_after = 1;
+        return w->err = (int)k;
+    }
+    if (w->chunking && gh_writer_write(bw, "\r\n", 2) < 0)
+        return w->err = gh_writer_error(bw);
+    return (ssize_t)n;
 }
 
 ssize_t gh_response_puts(gh_response_t *w, const char *s) { return gh_response_write(w, s, strlen(s)); }

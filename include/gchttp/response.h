@@ -56,6 +56,19 @@ GH_EXTERN int gh_response_write_header(gh_response_t *w, int status);
  * Content-Length), GH_EPIPE/GH_ECONNRESET/GH_ETIMEDOUT (sticky; the request context
  * is cancelled). */
 GH_EXTERN ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n);
+/**
+ * Write n bytes of the open file fd, from offset off, as body (after a 200 header if
+ * none was written), without copying them through user space: the header and anything
+ * buffered are flushed, then sendfile(2) sends the file's pages (inside one chunk when
+ * the response is chunked). A body small enough for the 2 KiB pre-chunking buffer is
+ * read into it instead, so it keeps a Content-Length and its sniffed Content-Type.
+ * Declare a Content-Length first to send a large file unchunked. fd stays the
+ * caller's (not closed, its file offset unchanged). Bounded by the write timeout;
+ * short transfers, EINTR and a full socket are handled. HEAD: counted, not sent.
+ * @return n, or GH_EINVAL, GH_ECONTENTLENGTH, GH_EOF (the file ended before off + n:
+ * the connection is closed after this response), GH_EPIPE/GH_ECONNRESET/GH_ETIMEDOUT
+ * (sticky; the request context is cancelled), or another write error. */
+GH_EXTERN ssize_t gh_response_sendfile(gh_response_t *w, int fd, int64_t off, size_t n);
 GH_EXTERN ssize_t gh_response_puts(gh_response_t *w, const char *s);
 GH_EXTERN ssize_t gh_response_printf(gh_response_t *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
