@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -363,6 +365,13 @@ ssize_t gh__fd_sendfile(gh_fd_t *f, int in_fd, int64_t *off, size_t n)
     ssize_t rc = gh_fd_acquire(f);
     if (rc < 0)
         return rc;
+    /* sendfile has no MSG_NOSIGNAL: a peer that went away would raise SIGPIPE, whose
+     * default action kills the process. Block it on this thread for the call and
+     * take the one it raised off the thread's pending set afterwards. */
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     size_t done = 0;
     while (done < n) {
         if (__atomic_load_n(&f->closing, __ATOMIC_ACQUIRE)) {
@@ -397,6 +406,13 @@ ssize_t gh__fd_sendfile(gh_fd_t *f, int in_fd, int64_t *off, size_t n)
     }
     rc = (ssize_t)n;
 out:
+    if (rc == GH_EPIPE) {
+        static const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    if (!sigismember(&old, SIGPIPE))
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     gh_fd_release(f);
     return rc;
 }

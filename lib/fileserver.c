@@ -771,10 +771,18 @@ static void list_dir(gh_fileserver_t *fs, gh_response_t *w, gh_request_t *r, int
         gh_response_puts(w, "<!doctype html>\n<meta name=\"viewport\" "
                             "content=\"width=device-width\">\n<pre>\n");
         for (size_t i = 0; i < n; i++) {
-            char href[3 * 256 + 8], text[6 * 256 + 8];
-            url_escape(names[i], href, sizeof href);
+            char url[3 * 256 + 8], href[6 * 3 * 256 + 8], text[6 * 256 + 8];
+            size_t l = strlen(names[i]);
+            int isdir = l > 0 && names[i][l - 1] == '/';
+            names[i][l - isdir] = 0;
+            /* A colon is escaped too, so a name never reads as a scheme. */
+            url_escape(names[i], url, sizeof url - 1);
+            if (isdir) {
+                strcat(url, "/");
+                names[i][l - 1] = '/';
+            }
+            html_escape(url, href, sizeof href);
             html_escape(names[i], text, sizeof text);
-            /* a name with a colon must not read as a scheme: escaped above */
             gh_response_printf(w, "<a href=\"%s\">%s</a>\n", href, text);
         }
         gh_response_puts(w, "</pre>\n");

@@ -598,6 +598,34 @@ static void lp_setup(void)
     port = example_start(&srv, "longpoll", NULL, NULL);
 }
 
+static void fs_setup(void)
+{
+    const char *src = getenv("top_srcdir");
+    static char rootdir[4096];
+    snprintf(rootdir, sizeof rootdir, "%s", src && *src ? src : ".");
+    port = example_start(&srv, "fileserver", "--root", rootdir);
+}
+
+/* The example serves the source tree: README.md whole, then a range of it. */
+START_TEST(test_fileserver_serves_a_file_and_a_range)
+{
+    const char *r = http_get(port, "/README.md");
+    ck_assert_int_eq(th_status(r), 200);
+    ck_assert_int_eq(th_has_header(r, "Content-Type", "text/markdown; charset=utf-8"), 1);
+    ck_assert_int_eq(strncmp(th_body(r), "# gchttp\n", 9), 0);
+    int fd = th_connect(port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(th_sends(fd, "GET /README.md HTTP/1.1\r\nHost: t\r\nRange: bytes=2-7\r\n"
+                                  "Connection: close\r\n\r\n"), 0);
+    ck_assert_int_gt(th_read_response(fd, resp, sizeof resp - 1, WAIT_MS), 0);
+    close(fd);
+    ck_assert_int_eq(th_status(resp), 206);
+    ck_assert_str_eq(th_body(resp), "gchttp");
+    r = http_get(port, "/../README.md");
+    ck_assert_int_eq(th_status(r), 400);
+}
+END_TEST
+
 static void lp_cn_setup(void)
 {
     port = example_start(&srv, "longpoll", "--close-notify", NULL);
@@ -687,8 +715,8 @@ END_TEST
 
 START_TEST(test_examples_print_help)
 {
-    const char *names[] = {"websocket-echo", "longpoll"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"websocket-echo", "longpoll", "fileserver"};
+    for (int i = 0; i < 3; i++) {
         child_t c;
         char *argv[] = {(char *)example_path(names[i]), "--help", NULL};
         ck_assert_int_eq(child_start(&c, argv), 0);
@@ -746,6 +774,10 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_longpoll_publish_wakes_waiter);
     tcase_add_test(tc, test_longpoll_abort_is_noticed);
     tcase_add_test(tc, test_longpoll_abort_with_unread_body_is_noticed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("fileserver", fs_setup, ws_teardown);
+    tcase_add_test(tc, test_fileserver_serves_a_file_and_a_range);
     suite_add_tcase(s, tc);
 
     tc = tcase("longpoll close-notify", lp_cn_setup, ws_teardown);

@@ -20,6 +20,7 @@
 #define IO_MS 5000
 
 static char rbuf[8192];
+static const char *curl;
 
 /* Answers with the peer address the server recorded for the connection. */
 static void on_request(gh_response_t *w, gh_request_t *r, void *data)
@@ -135,9 +136,8 @@ END_TEST
 
 START_TEST(test_unix_socket_served_to_curl)
 {
-    /* curl is a required client of make check (configure looks for it). */
-    const char *curl = th_tool("CURL", "curl");
-    ck_assert_msg(curl != NULL, "curl not found");
+    if (!curl)
+        return; /* th_client: the suite ends SKIP, or FAIL in CI */
     make_tmpdir();
     char path[128], addr[140], cmd[512], out[256];
     snprintf(path, sizeof path, "%s/c.sock", tmpdir);
@@ -330,6 +330,7 @@ END_TEST
 
 Suite *test_suite(void)
 {
+    curl = th_client("CURL", "curl", "--version");
     Suite *s = suite_create("listen");
     TCase *tc = tcase_create("unix");
     tcase_set_timeout(tc, GH_TEST_TIMEOUT);
