@@ -36,15 +36,11 @@
 
 static void answer(gh_response_t *w, int status, const char *msg)
 {
-    gh_response_header_del(w, "Content-Length");
+    /* The validators and range fields of the file do not describe this body. */
     gh_response_header_del(w, "ETag");
     gh_response_header_del(w, "Last-Modified");
     gh_response_header_del(w, "Accept-Ranges");
-    gh_response_header_set(w, "Content-Type", "text/plain; charset=utf-8");
-    gh_response_header_set(w, "X-Content-Type-Options", "nosniff");
-    gh_response_write_header(w, status);
-    gh_response_puts(w, msg);
-    gh_response_puts(w, "\n");
+    (void)gh_response_error(w, msg, status);
 }
 
 /* ---- entity tags (RFC 9110 §8.8.3) ------------------------------------------------ */
