@@ -698,7 +698,19 @@ ssize_t gh_response_sendfile(gh_response_t *w, int fd, int64_t off, size_t n)
         return (ssize_t)n;
     }
     if (!w->committed) {
-        int rc = commit_and_drain(w, 0);
+        /* An untyped body is sniffed from its first bytes: here, the file's. */
+        char head[512];
+        ssize_t hn = 0;
+        if (w->pre_len < sizeof head && !has_header(w, "content-type")) {
+            do
+                hn = pread(fd, head,
+                           n < sizeof head - w->pre_len ? n : sizeof head - w->pre_len,
+                           (off_t)off);
+            while (hn < 0 && errno == EINTR);
+            if (hn < 0)
+                hn = 0;
+        }
+        int rc = commit_and_drain(w, 0, head, (size_t)hn);
         if (rc < 0)
             return rc;
     }
