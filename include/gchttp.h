@@ -24,5 +24,7 @@
 #include "gchttp/date.h"
 #include "gchttp/mime.h"
 #include "gchttp/fileserver.h"
+#include "gchttp/form.h"
+#include "gchttp/cookie.h"
 
 #endif

@@ -187,15 +187,23 @@ ssize_t gh_request_read_all(gh_request_t *r, size_t max, char **out)
 {
     size_t cap = r->content_length > 0 && (uint64_t)r->content_length <= max
                      ? (size_t)r->content_length + 1
-                     : 1024;
+                     : (max < 1024 ? max + 1 : 1024);
     size_t len = 0;
     char *buf = gh_bytes_new(cap);
     if (!buf)
         return GH_ENOMEM;
     for (;;) {
         if (len + 1 == cap) {
-            if (cap - 1 >= max)
+            if (cap - 1 >= max) {
+                /* Full: a body of exactly max bytes ends here, a larger one does not. */
+                char probe;
+                ssize_t k = gh_request_read(r, &probe, 1);
+                if (k < 0)
+                    return k;
+                if (k == 0)
+                    break;
                 return GH_EBODYLIMIT;
+            }
             size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
             char *nb = gh_bytes_new(ncap);
             if (!nb)

@@ -342,6 +342,10 @@ int gh__escapes_valid(const char *s, size_t n);
 /* ServeMux's cleanPath of p[0..n) into out (n + 2 bytes, NUL-terminated); the length. */
 size_t gh__path_clean(const char *p, size_t n, char *out);
 
+/* ---- form.c ----------------------------------------------------------------------- */
+/* 1 if the request's Content-Type is media type mt (case-insensitive, parameters ignored). */
+int gh__content_type_is(const gh_request_t *r, const char *mt);
+
 /* ---- body.c ----------------------------------------------------------------------- */
 gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c);
 /* After the handler: read and drop what is left of the body, up to max bytes.

@@ -219,6 +219,8 @@ int gh_response_header_del(gh_response_t *w, const char *name)
         w->hdr_len -= (uint32_t)len;
         n++;
     }
+    if (n && strcasecmp(name, "content-length") == 0)
+        w->declared_len = -1; /* the length is no longer promised */
     return n;
 }
 
