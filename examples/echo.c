@@ -68,7 +68,8 @@ static void echo(gh_response_t *w, gh_request_t *r, void *data)
     gh_response_puts(w, ",\"headers\":[");
     for (size_t i = 0; i < gh_request_header_count(r); i++) {
         const char *n, *v;
-        gh_request_header_at(r, i, &n, &v);
+        if (gh_request_header_at(r, i, &n, &v) < 0)
+            break;
         gh_response_puts(w, i ? ",[" : "[");
         json_cstr(w, n);
         gh_response_puts(w, ",");
@@ -80,7 +81,8 @@ static void echo(gh_response_t *w, gh_request_t *r, void *data)
     gh_response_puts(w, ",\"trailers\":[");
     for (size_t i = 0; i < gh_request_trailer_count(r); i++) {
         const char *n, *v;
-        gh_request_trailer_at(r, i, &n, &v);
+        if (gh_request_trailer_at(r, i, &n, &v) < 0)
+            break;
         gh_response_puts(w, i ? ",[" : "[");
         json_cstr(w, n);
         gh_response_puts(w, ",");

@@ -401,7 +401,8 @@ static void emit(FILE *f, void *arg)
 
 static void lib_emit(FILE *f, void *arg)
 {
-    (void)gh_gc_write_dot(f, "c", arg, 0);
+    if (gh_gc_write_dot(f, "c", arg, 0) < 0)
+        fputs("/* gh_gc_write_dot failed */\n", f); /* DOT allows C comments */
 }
 
 static void append_name(char *buf, size_t cap, const char *label)

@@ -16,6 +16,7 @@
  *     ./examples/objmodel | ...      the DOT block can be cut out and fed to `dot -Tsvg`
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gchttp.h>
@@ -81,19 +82,37 @@ static void print_weak(void)
            gh_weak_is_cleared(&notifier.conn) ? "cleared" : "set");
 }
 
+/* Out of memory or a failed weak link ends the demo with a message. */
+static void *need(void *p)
+{
+    if (!p) {
+        fprintf(stderr, "objmodel: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+    return p;
+}
+
+static void check(int rc, const char *what)
+{
+    if (rc < 0) {
+        fprintf(stderr, "objmodel: %s: %s\n", what, gh_strerror(rc));
+        exit(EXIT_FAILURE);
+    }
+}
+
 /* Built in its own frame so no stale pointer to the graph is left in main's. */
 __attribute__((noinline)) static void build(void)
 {
-    struct conn *c = gh_obj_new(&conn_type);
+    struct conn *c = need(gh_obj_new(&conn_type));
     c->fd = 7;
-    c->reader = gh_obj_new(&reader_type);
-    c->reader->buf = gh_bytes_new(gh_bytes_good_size(4096));
+    c->reader = need(gh_obj_new(&reader_type));
+    c->reader->buf = need(gh_bytes_new(gh_bytes_good_size(4096)));
     c->reader->len = 0;
-    c->resp = gh_obj_new(&response_type);
+    c->resp = need(gh_obj_new(&response_type));
     c->resp->status = 200;
     c->resp->conn = c;
-    gh_weak_set(&notifier.resp, c->resp);
-    gh_weak_set_long(&notifier.conn, c);
+    check(gh_weak_set(&notifier.resp, c->resp), "weak link to the response");
+    check(gh_weak_set_long(&notifier.conn, c), "long link to the conn");
     g_conn = c;
 }
 
@@ -105,11 +124,11 @@ __attribute__((noinline)) static void drop_response(void)
 /* The next request's response: the conn <-> response cycle exists again. */
 __attribute__((noinline)) static void attach_response(void)
 {
-    struct response *r = gh_obj_new(&response_type);
+    struct response *r = need(gh_obj_new(&response_type));
     r->status = 404;
     r->conn = g_conn;
     g_conn->resp = r;
-    gh_weak_set(&notifier.resp, r);
+    check(gh_weak_set(&notifier.resp, r), "weak link to the response");
 }
 
 __attribute__((noinline)) static void drop_conn(void)

@@ -639,7 +639,8 @@ static int has_token(const gh_request_t *r, const char *name, const char *token)
     size_t tl = strlen(token);
     for (size_t i = 0; i < gh_request_header_count(r); i++) {
         const char *n, *v;
-        gh_request_header_at(r, i, &n, &v);
+        if (gh_request_header_at(r, i, &n, &v) < 0)
+            break;
         if (strcasecmp(n, name) != 0)
             continue;
         while (*v) {

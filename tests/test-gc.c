@@ -276,7 +276,7 @@ START_TEST(test_gc_heap_and_total_bytes_are_reported)
 {
     size_t t0 = gh_gc_total_bytes();
     for (int i = 0; i < 1000; i++)
-        (void)gh_bytes_new(1024);
+        ck_assert_ptr_nonnull(gh_bytes_new(1024));
     size_t t1 = gh_gc_total_bytes();
     ck_assert_uint_ge(t1 - t0, 900 * 1024);
     ck_assert_uint_gt(gh_gc_heap_used(), 0);

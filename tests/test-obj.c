@@ -273,8 +273,8 @@ static void count_type(gh_type_t *t, void *data)
 
 START_TEST(test_type_registry_finds_initialised_types_once)
 {
-    (void)gh_obj_new(&node_type);
-    (void)gh_obj_new(&node_type);
+    ck_assert_ptr_nonnull(gh_obj_new(&node_type));
+    ck_assert_ptr_nonnull(gh_obj_new(&node_type));
     ck_assert_ptr_eq(gh_type_find("test.node"), &node_type);
     ck_assert_ptr_null(gh_type_find("test.no-such-type"));
     struct {

@@ -53,10 +53,10 @@ enum {
 };
 
 /** A static English message for a GH_E* code (or -errno). Never NULL. */
-GH_EXTERN const char *gh_strerror(int err);
+GH_EXTERN const char *gh_strerror(int err) GH_WARN_UNUSED;
 /** The code's name, e.g. "GH_ETIMEDOUT"; "GH_OK" for 0; "GH_UNKNOWN" for any other
  * value (a positive count, an errno with no GH_E* code). Never NULL. */
-GH_EXTERN const char *gh_err_name(int err);
+GH_EXTERN const char *gh_err_name(int err) GH_WARN_UNUSED;
 
 GH_END_DECLS
 

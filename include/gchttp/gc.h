@@ -62,11 +62,11 @@ GH_EXTERN unsigned long gh_gc_warnings(unsigned long *finalization_cycles);
 typedef struct gh_probe_s gh_probe_t;
 
 /** Watch obj. @return the probe, or NULL if obj is not a GC object or out of memory. */
-GH_EXTERN gh_probe_t *gh_probe_new(const void *obj);
+GH_EXTERN gh_probe_t *gh_probe_new(const void *obj) GH_WARN_UNUSED;
 /** 1 once the object was found unreachable. */
-GH_EXTERN int gh_probe_unreachable(const gh_probe_t *p);
+GH_EXTERN int gh_probe_unreachable(const gh_probe_t *p) GH_NONNULL(1);
 /** 1 once the object was reclaimed. */
-GH_EXTERN int gh_probe_reclaimed(const gh_probe_t *p);
+GH_EXTERN int gh_probe_reclaimed(const gh_probe_t *p) GH_NONNULL(1);
 
 /**
  * Write the object graph reachable from root through typed pointer fields, as a
@@ -76,7 +76,8 @@ GH_EXTERN int gh_probe_reclaimed(const gh_probe_t *p);
  * its byte offset. At most max_nodes nodes are written (0: no limit).
  * @return the number of nodes written, or a negative code.
  */
-GH_EXTERN int gh_gc_write_dot(FILE *out, const char *name, const void *root, int max_nodes);
+GH_EXTERN int gh_gc_write_dot(FILE *out, const char *name, const void *root,
+                              int max_nodes) GH_WARN_UNUSED;
 
 GH_END_DECLS
 

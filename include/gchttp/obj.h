@@ -83,7 +83,7 @@ typedef struct gh_type_stats_s {
  * the type, so gh_obj_type() and the graph walker can name it.
  * @return the object, or NULL when out of memory.
  */
-GH_EXTERN void *gh_obj_new(gh_type_t *t);
+GH_EXTERN void *gh_obj_new(gh_type_t *t) GH_WARN_UNUSED GH_NONNULL(1);
 
 /** The type of an object from gh_obj_new, or NULL for anything else (bytes, foreign GC
  * objects, non-heap memory). Safe on any pointer. */
@@ -94,7 +94,7 @@ GH_EXTERN gh_type_t *gh_obj_type(const void *p);
  * buffer. See gh_bytes_good_size(): with interior pointers on, a 4096-byte request costs
  * 8 KiB of heap, a 4095-byte one 4 KiB.
  */
-GH_EXTERN void *gh_bytes_new(size_t n);
+GH_EXTERN void *gh_bytes_new(size_t n) GH_WARN_UNUSED;
 
 /**
  * The largest request <= n whose GC size does not spill past the power of two at or
@@ -110,12 +110,12 @@ GH_EXTERN size_t gh_bytes_good_size(size_t n);
 /** A zeroed array of n pointer-sized words that the collector scans conservatively:
  * for tables of GC pointers held by a program (every word that looks like a pointer
  * keeps its target alive). Counted in gh_alloc_stats. NULL when out of memory. */
-GH_EXTERN void *gh_ptrs_new(size_t n);
+GH_EXTERN void *gh_ptrs_new(size_t n) GH_WARN_UNUSED;
 
 /** Copy a C string into atomic storage. NULL when out of memory. */
-GH_EXTERN char *gh_strdup(const char *s);
+GH_EXTERN char *gh_strdup(const char *s) GH_WARN_UNUSED GH_NONNULL(1);
 /** Copy n bytes into atomic storage and add a NUL. NULL when out of memory. */
-GH_EXTERN char *gh_strndup(const char *s, size_t n);
+GH_EXTERN char *gh_strndup(const char *s, size_t n) GH_WARN_UNUSED GH_NONNULL(1);
 
 /**
  * Turn per-object finalization accounting on or off. While on, every gh_obj_new
@@ -127,13 +127,13 @@ GH_EXTERN void gh_obj_set_accounting(int on);
 GH_EXTERN int gh_obj_get_accounting(void);
 
 /** Fill *st for type t (which need not have been used yet). */
-GH_EXTERN void gh_type_stats(gh_type_t *t, gh_type_stats_t *st);
+GH_EXTERN void gh_type_stats(gh_type_t *t, gh_type_stats_t *st) GH_NONNULL(1, 2);
 
 /** Look up an initialised type by name; NULL if none. */
-GH_EXTERN gh_type_t *gh_type_find(const char *name);
+GH_EXTERN gh_type_t *gh_type_find(const char *name) GH_WARN_UNUSED GH_NONNULL(1);
 
 /** Call fn for each initialised type, in registration order. */
-GH_EXTERN void gh_type_foreach(void (*fn)(gh_type_t *t, void *data), void *data);
+GH_EXTERN void gh_type_foreach(void (*fn)(gh_type_t *t, void *data), void *data) GH_NONNULL(1);
 
 /** Process-wide allocation counters: every gh_obj_new and gh_bytes_new (and the
  * strdup helpers) counts one object and its GC size. Monotonic. */
@@ -142,7 +142,7 @@ typedef struct gh_alloc_stats_s {
     unsigned long bytes;
 } gh_alloc_stats_t;
 
-GH_EXTERN void gh_alloc_stats(gh_alloc_stats_t *st);
+GH_EXTERN void gh_alloc_stats(gh_alloc_stats_t *st) GH_NONNULL(1);
 
 GH_END_DECLS
 

@@ -33,15 +33,18 @@ typedef struct gh_netconn_s gh_netconn_t;
 /** Set header name to value, replacing earlier values (name case-insensitive).
  * Copies both. After the header was written: GH_EBUSY.
  * @return 0, GH_EINVAL (bad name or a CR/LF/NUL in value), GH_ENOMEM, GH_EBUSY. */
-GH_EXTERN int gh_response_header_set(gh_response_t *w, const char *name, const char *value);
+GH_EXTERN int gh_response_header_set(gh_response_t *w, const char *name, const char *value)
+    GH_NONNULL(1, 2, 3);
 /** Add a value for name, keeping earlier ones. */
-GH_EXTERN int gh_response_header_add(gh_response_t *w, const char *name, const char *value);
+GH_EXTERN int gh_response_header_add(gh_response_t *w, const char *name, const char *value)
+    GH_NONNULL(1, 2, 3);
 /** Remove every value of name. @return the number removed. */
-GH_EXTERN int gh_response_header_del(gh_response_t *w, const char *name);
+GH_EXTERN int gh_response_header_del(gh_response_t *w, const char *name) GH_NONNULL(1, 2);
 /** The first value set for name (at most 1023 bytes of it), or NULL. The string is a
  * per-thread copy, valid until the next call of gh_response_header_get on the same
  * thread. */
-GH_EXTERN const char *gh_response_header_get(const gh_response_t *w, const char *name);
+GH_EXTERN const char *gh_response_header_get(const gh_response_t *w, const char *name)
+    GH_NONNULL(1, 2);
 
 /**
  * Send the status line and headers (lazily: a final header is sent with the first
@@ -49,13 +52,13 @@ GH_EXTERN const char *gh_response_header_get(const gh_response_t *w, const char 
  * 1xx codes other than 101 (e.g. 103 Early Hints) are written and flushed at once and
  * keep the header map. A second final status is ignored and returns GH_EBUSY.
  * @return 0 or a negative code. */
-GH_EXTERN int gh_response_write_header(gh_response_t *w, int status);
+GH_EXTERN int gh_response_write_header(gh_response_t *w, int status) GH_NONNULL(1);
 
 /** Write body bytes (writing a 200 header first if none was). @return n, or a negative
  * code: GH_EHIJACKED, GH_EHANDLERDONE, GH_ECONTENTLENGTH (more than a declared
  * Content-Length), GH_EPIPE/GH_ECONNRESET/GH_ETIMEDOUT (sticky; the request context
  * is cancelled). */
-GH_EXTERN ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n);
+GH_EXTERN ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n) GH_NONNULL(1);
 /**
  * Write n bytes of the open file fd, from offset off, as body (after a 200 header if
  * none was written), without copying them through user space: the header and anything
@@ -68,24 +71,26 @@ GH_EXTERN ssize_t gh_response_write(gh_response_t *w, const void *buf, size_t n)
  * @return n, or GH_EINVAL, GH_ECONTENTLENGTH, GH_EOF (the file ended before off + n:
  * the connection is closed after this response), GH_EPIPE/GH_ECONNRESET/GH_ETIMEDOUT
  * (sticky; the request context is cancelled), or another write error. */
-GH_EXTERN ssize_t gh_response_sendfile(gh_response_t *w, int fd, int64_t off, size_t n);
-GH_EXTERN ssize_t gh_response_puts(gh_response_t *w, const char *s);
+GH_EXTERN ssize_t gh_response_sendfile(gh_response_t *w, int fd, int64_t off, size_t n)
+    GH_NONNULL(1);
+GH_EXTERN ssize_t gh_response_puts(gh_response_t *w, const char *s) GH_NONNULL(1, 2);
 GH_EXTERN ssize_t gh_response_printf(gh_response_t *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3))) GH_NONNULL(1, 2);
 
 /** Send the header if not yet sent and everything buffered. @return 0 or a code. */
-GH_EXTERN int gh_response_flush(gh_response_t *w);
+GH_EXTERN int gh_response_flush(gh_response_t *w) GH_NONNULL(1);
 
 /** Set a trailer field, sent after a chunked body (the response becomes chunked if it
  * was not committed yet). @return 0, GH_EINVAL, GH_EBUSY (already committed with a
  * Content-Length, or finished). */
-GH_EXTERN int gh_response_trailer_set(gh_response_t *w, const char *name, const char *value);
+GH_EXTERN int gh_response_trailer_set(gh_response_t *w, const char *name, const char *value)
+    GH_NONNULL(1, 2, 3);
 
 /** The status written so far (0 if none). */
-GH_EXTERN int gh_response_status(const gh_response_t *w);
+GH_EXTERN int gh_response_status(const gh_response_t *w) GH_NONNULL(1);
 
 /** Ask for the connection to be closed after this response. */
-GH_EXTERN void gh_response_close_after(gh_response_t *w);
+GH_EXTERN void gh_response_close_after(gh_response_t *w) GH_NONNULL(1);
 
 /** The reason phrase of a status code ("Not Found"): every code of the IANA HTTP Status
  * Code Registry, worded as RFC 9110 §15 does; "" for a code it does not list. */

@@ -20,7 +20,8 @@ GH_BEGIN_DECLS
 
 /** Start fn(arg) on a new GC-registered thread. arg may be a GC pointer: it is kept
  * visible until fn runs. @return 0 or a negative code. */
-GH_EXTERN int gh_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+GH_EXTERN int gh_thread_start(pthread_t *t, void *(*fn)(void *), void *arg) GH_WARN_UNUSED
+    GH_NONNULL(1, 2);
 /** Join a thread started with gh_thread_start. */
 GH_EXTERN int gh_thread_join(pthread_t t, void **ret);
 /** Register / unregister the calling thread (one the collector did not create).
@@ -28,7 +29,7 @@ GH_EXTERN int gh_thread_join(pthread_t t, void **ret);
  * @return 0; GH_EEXIST if the thread is already registered (for example it came from
  *         gh_thread_start): it must then not call gh_thread_unregister; GH_EINVAL if
  *         the stack base cannot be found. */
-GH_EXTERN int gh_thread_register(void);
+GH_EXTERN int gh_thread_register(void) GH_WARN_UNUSED;
 GH_EXTERN int gh_thread_unregister(void);
 
 GH_END_DECLS

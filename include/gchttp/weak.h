@@ -36,17 +36,17 @@ typedef struct gh_weak_s {
 /** Point w at obj (any pointer into a GC object; the whole object is watched) with a
  * short link. Re-pointing an already set w is allowed. obj NULL clears.
  * @return 0, GH_EINVAL if obj is not in the GC heap, GH_ENOMEM. */
-GH_EXTERN int gh_weak_set(gh_weak_t *w, void *obj);
+GH_EXTERN int gh_weak_set(gh_weak_t *w, void *obj) GH_WARN_UNUSED GH_NONNULL(1);
 /** Same with a long link ("really reclaimed"). */
-GH_EXTERN int gh_weak_set_long(gh_weak_t *w, void *obj);
+GH_EXTERN int gh_weak_set_long(gh_weak_t *w, void *obj) GH_WARN_UNUSED GH_NONNULL(1);
 /** The target, or NULL once the link was cleared. Takes the allocator lock. The caller
  * then holds a strong reference on its stack. */
-GH_EXTERN void *gh_weak_get(gh_weak_t *w);
+GH_EXTERN void *gh_weak_get(gh_weak_t *w) GH_NONNULL(1);
 /** 1 once the collector (or gh_weak_clear) cleared the link, else 0; also 1 for a
  * gh_weak_t that was never set. Does not reveal the pointer, so needs no lock. */
-GH_EXTERN int gh_weak_is_cleared(const gh_weak_t *w);
+GH_EXTERN int gh_weak_is_cleared(const gh_weak_t *w) GH_NONNULL(1);
 /** Unregister and zero. Idempotent. */
-GH_EXTERN void gh_weak_clear(gh_weak_t *w);
+GH_EXTERN void gh_weak_clear(gh_weak_t *w) GH_NONNULL(1);
 
 GH_END_DECLS
 
