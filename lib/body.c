@@ -26,6 +26,7 @@ gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c)
     b->req = r;
     b->chunked = r->chunked;
     b->remaining = r->chunked ? 0 : r->content_length;
+    b->limit = -1;
     if (b->chunked)
         gh__chunked_init(&b->ch);
     return b;
@@ -155,9 +156,43 @@ static void maybe_continue(gh__body_t *b)
         (void)gh_writer_flush(bw);
 }
 
+static ssize_t body_read(gh__body_t *b, void *buf, size_t n);
+
+int gh_request_limit_body(gh_request_t *r, int64_t max)
+{
+    if (max < 0)
+        return GH_EINVAL;
+    if (r->body && (r->body->limit < 0 || max < r->body->limit))
+        r->body->limit = max;
+    return 0;
+}
+
 ssize_t gh_request_read(gh_request_t *r, void *buf, size_t n)
 {
     gh__body_t *b = r->body;
+    if (!b || b->limit < 0)
+        return body_read(b, buf, n);
+    if (b->limit_hit)
+        return GH_EBODYLIMIT;
+    /* Go's maxBytesReader: ask for one byte more than the limit allows, so that a body
+     * of exactly the limit ends cleanly and a longer one is caught. */
+    uint64_t left = (uint64_t)b->limit - (uint64_t)b->total;
+    if (n > left + 1)
+        n = (size_t)(left + 1);
+    ssize_t k = body_read(b, buf, n);
+    if (k <= 0 || (uint64_t)k <= left)
+        return k;
+    /* Past the limit: what fits is handed out, the error comes with the next read. The
+     * connection cannot be reused (its body is not read to the end). */
+    b->limit_hit = 1;
+    b->total = (size_t)b->limit;
+    if (!b->err)
+        b->err = GH_EBODYLIMIT;
+    return left ? (ssize_t)left : GH_EBODYLIMIT;
+}
+
+static ssize_t body_read(gh__body_t *b, void *buf, size_t n)
+{
     if (!b)
         return 0;
     if (b->closed)

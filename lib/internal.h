@@ -195,6 +195,8 @@ struct gh__body {
     int err;                    /* sticky */
     int closed;                 /* handler returned or hijacked */
     size_t total;               /* decoded bytes read */
+    int64_t limit;              /* gh_request_limit_body; -1 none */
+    int limit_hit;              /* a read went past limit (answered 413 if unanswered) */
 };
 
 #define GH__INLINE_HDR 128

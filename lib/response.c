@@ -788,6 +788,10 @@ int gh__response_finish(gh_response_t *w)
 {
     if (w->err)
         return w->err;
+    /* A handler that ran into its body limit and answered nothing: 413 (Go's
+     * MaxBytesReader leaves that to the handler; gchttp answers for it). */
+    if (!w->wrote_header && w->req->body && w->req->body->limit_hit)
+        (void)gh_response_error(w, "request body too large", 413);
     if (!w->wrote_header)
         gh_response_write_header(w, 200);
     if (!w->committed) {

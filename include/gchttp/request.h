@@ -64,6 +64,14 @@ GH_EXTERN ssize_t gh_request_read(gh_request_t *r, void *buf, size_t n) GH_WARN_
  * larger than that, or a chunked body still unread when the header goes out earlier
  * (a flush), gets Connection: close at once. */
 
+/**
+ * Limit the body to max bytes (Go's MaxBytesReader): reads return data up to the
+ * limit, then GH_EBODYLIMIT (sticky). The connection then closes after the response,
+ * and if the handler returns without having written a status the server answers 413
+ * "Content Too Large". A second call can only lower the limit. No effect on a request
+ * without a body. @return 0, or GH_EINVAL for max < 0.
+ */
+GH_EXTERN int gh_request_limit_body(gh_request_t *r, int64_t max);
 /** Read the whole body into a new atomic, NUL-terminated block of at most max bytes.
  * @return length, or a negative code (GH_EBODYLIMIT when larger than max). */
 GH_EXTERN ssize_t gh_request_read_all(gh_request_t *r, size_t max, char **out) GH_WARN_UNUSED
