@@ -63,29 +63,33 @@ static const char *const writer_names[] = {"buf", "dst"};
 gh_type_t gh__writer_type = GH_TYPE_INIT_NAMED("bufio.Writer", struct gh_writer_s, writer_ptrs,
                                                writer_names);
 
-/* ---- the per-thread scratch buffer ------------------------------------------------
+/* ---- the per-thread scratch buffers ----------------------------------------------
  *
- * GH__SCRATCH_SIZE bytes of plain (malloc) memory per thread that uses it, freed when
- * the thread exits. It only ever holds bytes, never a GC pointer, so the collector need
- * not see it. It is lent for the length of one call (a read from a source, the parse of
- * a request head), never across a return to the caller: whatever must outlive the call
- * is copied into GC storage. A source may itself read through a reader; the busy flag
+ * Plain (malloc) memory per thread that uses it, freed when the thread exits: a read
+ * slot (a source read, the parse of a request head) and a write slot (the response
+ * writer's buffers while a handler runs, see conn.c). They only ever hold bytes, never
+ * a GC pointer, so the collector need not see them. A slot is lent to one user at a
+ * time, and taken back before the lender's call returns (the read slot) or before the
+ * handler's thread leaves the request (the write slot): whatever must outlive that is
+ * copied into GC storage. A source may itself read through a reader; the busy flag
  * makes the nested call allocate instead. */
 
+static const size_t scratch_size[GH__SCRATCH_SLOTS] = {GH__SCRATCH_READ_SIZE,
+                                                        GH__SCRATCH_WRITE_SIZE};
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static __thread char *tls_scratch;
-static __thread int tls_scratch_busy;
+static __thread char *tls_scratch; /* both slots, one block */
+static __thread uint8_t tls_scratch_busy[GH__SCRATCH_SLOTS];
 
 static void scratch_key_make(void) { (void)pthread_key_create(&scratch_key, free); }
 
-char *gh__scratch_take(size_t n)
+char *gh__scratch_take(int slot, size_t n)
 {
-    if (n > GH__SCRATCH_SIZE || tls_scratch_busy)
+    if (n > scratch_size[slot] || tls_scratch_busy[slot])
         return NULL;
     if (!tls_scratch) {
         (void)pthread_once(&scratch_once, scratch_key_make);
-        char *p = malloc(GH__SCRATCH_SIZE);
+        char *p = malloc(GH__SCRATCH_READ_SIZE + GH__SCRATCH_WRITE_SIZE);
         if (!p)
             return NULL;
         if (pthread_setspecific(scratch_key, p) != 0) {
@@ -94,11 +98,11 @@ char *gh__scratch_take(size_t n)
         }
         tls_scratch = p;
     }
-    tls_scratch_busy = 1;
-    return tls_scratch;
+    tls_scratch_busy[slot] = 1;
+    return slot == GH__SCRATCH_READ ? tls_scratch : tls_scratch + GH__SCRATCH_READ_SIZE;
 }
 
-void gh__scratch_give(void) { tls_scratch_busy = 0; }
+void gh__scratch_give(int slot) { tls_scratch_busy[slot] = 0; }
 
 static size_t pick_size(size_t size)
 {
@@ -206,7 +210,7 @@ static ssize_t reader_note(gh_reader_t *r, ssize_t k)
  * lent (too small, or lent already further up this thread's calls): read the usual way. */
 static ssize_t reader_read_scratch(gh_reader_t *r, void *buf, size_t n, int *used)
 {
-    char *sc = gh__scratch_take(r->size);
+    char *sc = gh__scratch_take(GH__SCRATCH_READ, r->size);
     *used = sc != NULL;
     if (!sc)
         return 0;
@@ -217,7 +221,7 @@ static ssize_t reader_read_scratch(gh_reader_t *r, void *buf, size_t n, int *use
         if ((size_t)k > give) {
             char *b = gh_bytes_new(r->size);
             if (!b) {
-                gh__scratch_give();
+                gh__scratch_give(GH__SCRATCH_READ);
                 return r->err = GH_ENOMEM;
             }
             memcpy(b, sc + give, (size_t)k - give);
@@ -227,7 +231,7 @@ static ssize_t reader_read_scratch(gh_reader_t *r, void *buf, size_t n, int *use
         }
         k = (ssize_t)give;
     }
-    gh__scratch_give();
+    gh__scratch_give(GH__SCRATCH_READ);
     return k;
 }
 
@@ -502,5 +506,37 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n)
     memcpy(r->buf, p, n);
     r->r = 0;
     r->w = (uint32_t)n;
+    return 0;
+}
+
+/* Internal: the buffer size a reader allocates (its capacity even while released). */
+size_t gh__reader_cap(const gh_reader_t *r) { return r->size; }
+
+/* Internal: let a writer with no buffer use buf (plain memory of at least its size,
+ * lent by the caller) until gh__writer_unlend. 1 if lent. */
+int gh__writer_lend(gh_writer_t *w, char *buf)
+{
+    if (w->buf)
+        return 0;
+    w->buf = buf;
+    return 1;
+}
+
+/* Internal: take a lent buffer back. Bytes still in it (a write that failed) move to a
+ * buffer of the writer's own. 0, or GH_ENOMEM (the bytes are dropped). */
+int gh__writer_unlend(gh_writer_t *w, const char *buf)
+{
+    if (w->buf != buf)
+        return 0;
+    w->buf = NULL;
+    if (w->n == 0)
+        return 0;
+    char *b = gh_bytes_new(w->size);
+    if (!b) {
+        w->n = 0;
+        return GH_ENOMEM;
+    }
+    memcpy(b, buf, w->n);
+    w->buf = b;
     return 0;
 }

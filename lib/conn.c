@@ -19,11 +19,11 @@ static const size_t conn_ptrs[] = {
     offsetof(struct gh_conn_s, ctx),    offsetof(struct gh_conn_s, remote),
     offsetof(struct gh_conn_s, local),  offsetof(struct gh_conn_s, big_head),
     offsetof(struct gh_conn_s, prebuf), offsetof(struct gh_conn_s, tnext),
-    offsetof(struct gh_conn_s, tprev),
+    offsetof(struct gh_conn_s, tprev),  offsetof(struct gh_conn_s, head_block),
 };
 static const char *const conn_names[] = {"server", "fd",     "r",      "bufr",   "bufw",
                                          "curReq", "ctx",    "remote", "local",  "bigHead",
-                                         "prebuf", "tnext",  "tprev"};
+                                         "prebuf", "tnext",  "tprev",  "headBlock"};
 gh_type_t gh__conn_type = GH_TYPE_INIT_NAMED("conn", struct gh_conn_s, conn_ptrs, conn_names);
 
 static const size_t cr_ptrs[] = {offsetof(struct gh__conn_reader, conn)};
@@ -68,6 +68,10 @@ gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id)
      * gchttp's default, allocate it on first write. */
     if (gh__server_config(s)->hijack_stage == GH_HIJACK_BEFORE && gh__writer_alloc(c->bufw) < 0)
         return NULL;
+    /* The default stage holds no buffer while the connection waits (nginx does the same
+     * for keep-alive): heads are read through the thread's scratch slot, responses are
+     * written through its write slot. The earlier stages keep the buffers they model. */
+    c->lean = gh__server_config(s)->hijack_stage == GH_HIJACK_RELEASE;
     return c;
 }
 
@@ -146,6 +150,54 @@ static int big_append(gh_conn_t *c, const char *p, size_t n, size_t limit)
     return 0;
 }
 
+/* A lean connection with nothing buffered reads through the thread's scratch slot. A
+ * head that arrives whole (the usual keep-alive request) goes straight into its
+ * request's block, which the request needs anyway, so it costs no buffer; only bytes
+ * past it (a body, a pipelined request) or a partial head are copied into bufr.
+ * Returns as gh__conn_poll_head does, or 2: bytes are in bufr now (or the slot was not
+ * available), go on the usual way. */
+static int poll_head_scratch(gh_conn_t *c, size_t max)
+{
+    size_t cap = gh__reader_cap(c->bufr);
+    char *sc = gh__scratch_take(GH__SCRATCH_READ, cap);
+    if (!sc)
+        return 2;
+    ssize_t k = gh__conn_reader_read(c->r, sc, cap);
+    int rc;
+    if (k <= 0) {
+        rc = k == GH_EAGAIN ? 0 : -1; /* EOF or an error ends the connection */
+    } else {
+        gh__reqhead_t h;
+        int status = 0;
+        int hl = gh__parse_request_head(sc, (size_t)k, max, &h, NULL, 0, &status);
+        if (hl > 0) {
+            size_t fsz = (size_t)h.n_fields * sizeof(gh__hfield_t);
+            char *block = gh_bytes_new(fsz + (size_t)hl + 1);
+            rc = block ? 1 : -1;
+            if (block) {
+                memcpy(block + fsz, sc, (size_t)hl);
+                if ((size_t)k > (size_t)hl &&
+                    gh__reader_unread(c->bufr, sc + hl, (size_t)k - (size_t)hl) < 0)
+                    rc = -1;
+                c->head_block = block;
+                c->head_len = (uint32_t)hl;
+                c->head_nfields = (uint32_t)h.n_fields;
+                c->head_status = 0;
+            }
+        } else if (hl != GH_EAGAIN) {
+            c->head_len = 0;
+            c->head_nfields = 0;
+            c->head_status = (int16_t)status;
+            rc = 1;
+        } else {
+            /* Part of a head: it waits in bufr for the rest. */
+            rc = gh__reader_unread(c->bufr, sc, (size_t)k) < 0 ? -1 : 2;
+        }
+    }
+    gh__scratch_give(GH__SCRATCH_READ);
+    return rc;
+}
+
 int gh__conn_poll_head(gh_conn_t *c)
 {
     const gh_server_config_t *cfg = gh__server_config(c->server);
@@ -153,6 +205,13 @@ int gh__conn_poll_head(gh_conn_t *c)
     gh__reqhead_t h;
     int status = 0;
     c->read_nowait = 1;
+    if (c->lean && c->big_len == 0 && gh_reader_size(c->bufr) == 0) {
+        int rc = poll_head_scratch(c, max);
+        if (rc != 2) {
+            c->read_nowait = 0;
+            return rc;
+        }
+    }
     for (;;) { /* edge-triggered: read until EAGAIN, a complete head or an error */
         const char *p;
         size_t have = gh_reader_buffered(c->bufr, &p);
@@ -261,6 +320,11 @@ void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blockin
 
 static int take_head(gh_conn_t *c, const char **p, size_t *len)
 {
+    if (c->head_block) {
+        *p = c->head_block + (size_t)c->head_nfields * sizeof(gh__hfield_t);
+        *len = c->head_len;
+        return 1;
+    }
     if (c->big_len) {
         *p = c->big_head;
         *len = c->head_len;
@@ -273,13 +337,56 @@ static int take_head(gh_conn_t *c, const char **p, size_t *len)
 
 static void drop_head(gh_conn_t *c)
 {
-    if (c->big_len) {
+    if (c->head_block) {
+        c->head_block = NULL; /* the request took it, or failed to */
+    } else if (c->big_len) {
         c->big_head = NULL;
         c->big_len = c->big_cap = 0;
     } else {
         gh_reader_consume(c->bufr, c->head_len);
     }
     c->head_len = 0;
+}
+
+/* A lean connection's response is written through the thread's write scratch slot
+ * while its handler runs on this thread: bufw's buffer and the pre-chunking buffer,
+ * taken back once the response is finished (or hijacked), so a keep-alive request
+ * allocates neither. A handler may hand its response to another thread meanwhile: the
+ * slot stays lent, and this thread, inside the handler, does not use it. */
+_Static_assert(GH__SCRATCH_WRITE_SIZE >= GH_BUFIO_DEFAULT_SIZE + GH__PREBUF_SIZE,
+               "the write slot holds bufw's buffer, then the pre-chunking buffer");
+
+static void lend_write_slot(gh_conn_t *c)
+{
+    if (!c->lean || c->lent)
+        return;
+    char *slot = gh__scratch_take(GH__SCRATCH_WRITE, GH__SCRATCH_WRITE_SIZE);
+    if (!slot)
+        return; /* lent further up this thread (not expected): allocate as usual */
+    c->lent = slot;
+    (void)gh__writer_lend(c->bufw, slot);
+    if (!c->prebuf)
+        c->prebuf = slot + GH_BUFIO_DEFAULT_SIZE;
+}
+
+/* hijacked: bufw is the hijacker's now (it may already write from another thread) and
+ * holds no part of the slot: the hijack flushed it and released its buffer. */
+static void unlend_write_slot(gh_conn_t *c, int hijacked)
+{
+    if (!c->lean)
+        return;
+    char *slot = c->lent;
+    if (slot) {
+        if (!hijacked)
+            (void)gh__writer_unlend(c->bufw, slot);
+        c->lent = NULL;
+        gh__scratch_give(GH__SCRATCH_WRITE);
+    }
+    /* Nothing waits in them once the response is finished: a buffer allocated because
+     * the slot was not available goes too. */
+    c->prebuf = NULL;
+    if (!hijacked)
+        (void)gh_writer_release(c->bufw);
 }
 
 /* One request: build it, run the handler, finish the response.
@@ -334,9 +441,11 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     else
         gh__server_watch(c, 1);
 
+    lend_write_slot(c);
     cfg->handler(w, req, cfg->handler_data);
 
     if (w->hijacked) {
+        unlend_write_slot(c, 1);
         /* The connection is the handler's now; the server forgot it at hijack. As in
          * Go, serve returns here: the request and connection contexts end, and
          * curReq is left as it is (what is still reachable is the point of the
@@ -352,6 +461,7 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     gh__server_watch(c, 0);
     __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
     int rc = gh__response_finish(w);
+    unlend_write_slot(c, 0);
     w->handler_done = 1;
     gh__request_cancel(req, GH_EHANDLERDONE);
     gh__close_notify_done(w);
@@ -395,6 +505,10 @@ int gh__conn_next(gh_conn_t *c, int on_poller)
     gh_time_t now = gh_now();
     c->req_start = now;
     int rc = 0;
+    /* Between requests a lean connection holds no read buffer: the next head comes
+     * through the scratch slot (see poll_head_scratch). */
+    if (c->lean && !c->big_len)
+        (void)gh_reader_release(c->bufr);
     /* Requests are answered in order (RFC 9112 §9.3.2): read what is there now. */
     if (!on_poller || !c->drained || gh_reader_buffered(c->bufr, NULL) > 0 || c->big_len)
         rc = gh__conn_poll_head(c);

@@ -44,12 +44,19 @@ ssize_t gh__fd_sendfile(gh_fd_t *f, int in_fd, int64_t *off, size_t n);
 extern gh_type_t gh__reader_type, gh__writer_type, gh__ctx_type;
 int gh__writer_alloc(gh_writer_t *w);
 int gh__reader_unread(gh_reader_t *r, const char *p, size_t n);
-/* The calling thread's scratch buffer (lib/bufio.c), GH__SCRATCH_SIZE bytes of plain
- * memory, lent until gh__scratch_give within the same call chain; NULL if n is larger,
- * it is already lent on this thread (a nested reader) or out of memory. */
-#define GH__SCRATCH_SIZE 4096
-char *gh__scratch_take(size_t n);
-void gh__scratch_give(void);
+/* The calling thread's scratch buffers (lib/bufio.c): plain memory, one per slot, lent
+ * until gh__scratch_give(slot) on the same thread; NULL if n is larger than the slot,
+ * the slot is lent already (a nested reader) or out of memory. The read slot is lent
+ * within one call (a source read, a head parse); the write slot for one request's
+ * handler (conn.c: the response writer's bufw and prebuf). */
+enum { GH__SCRATCH_READ, GH__SCRATCH_WRITE, GH__SCRATCH_SLOTS };
+#define GH__SCRATCH_READ_SIZE 4096
+#define GH__SCRATCH_WRITE_SIZE (4096 + 2048) /* bufw, then prebuf */
+char *gh__scratch_take(int slot, size_t n);
+void gh__scratch_give(int slot);
+size_t gh__reader_cap(const gh_reader_t *r);
+int gh__writer_lend(gh_writer_t *w, char *buf);
+int gh__writer_unlend(gh_writer_t *w, const char *buf);
 
 /* Connection phases: who owns the connection now. Transitions:
  *   accept -> WAIT_HEAD (poller; header deadline from accept)
@@ -113,7 +120,11 @@ struct gh_conn_s {
     char *remote;   /* "ip:port", atomic */
     char *local;
     char *big_head; /* a head larger than bufr's buffer, being accumulated (atomic) */
-    char *prebuf;   /* pre-chunking buffer reused by each response (atomic) */
+    char *prebuf;   /* pre-chunking buffer of the response being written (atomic, or
+                     * the write scratch slot while lent; NULL between requests when
+                     * lean) */
+    char *head_block; /* a complete head read through the scratch slot, already copied
+                       * into its request's block (fields table, then the head) */
     gh_conn_t *tnext, *tprev; /* poller timer list */
     /* not traced */
     pthread_mutex_t mu;
@@ -139,6 +150,9 @@ struct gh_conn_s {
                             * leaving (atomic; set by the serving thread) */
     uint8_t read_nowait; /* the connReader must not block (the poller reads a head) */
     uint8_t drained;    /* the last read came back short: the socket was empty */
+    uint8_t lean;       /* hold no buffer between requests (stage release, the default) */
+    char *lent;         /* the thread's write scratch slot, lent to bufw and prebuf while
+                         * a handler runs (plain memory: not traced) */
 };
 
 /*

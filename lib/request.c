@@ -109,14 +109,16 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
     *status = 0;
     *why = NULL;
     gh_request_t *r = gh_obj_new(&gh__request_type);
-    char *block = gh_bytes_new(fsz + len + 1);
+    /* A head read through the scratch slot is already in its block (conn.c). */
+    char *block = c->head_block ? c->head_block : gh_bytes_new(fsz + len + 1);
     if (!r || !block)
         return NULL;
     r->block = block;
     r->n_fields = (uint32_t)nf;
     gh__hfield_t *fields = GH__REQ_FIELDS(r);
     char *hm = GH__REQ_HEAD(r);
-    memcpy(hm, p, len);
+    if (hm != p)
+        memcpy(hm, p, len);
     hm[len] = 0;
     gh__reqhead_t h;
     int st = 0;

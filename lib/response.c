@@ -4,7 +4,9 @@
  * Write chain: handler -> conn->prebuf (2 KiB, until the header is committed) ->
  * conn->bufw (4 KiB) -> conn_check_write -> the descriptor. Keeping the pre-chunking
  * buffer on the connection, not on each response as Go does, saves a 2 KiB allocation
- * per request; it is free again once the header is committed.
+ * per request; it is free again once the header is committed. In the default stage
+ * both are the serving thread's write scratch slot, lent for the handler's run
+ * (conn.c: lend_write_slot), so an idle connection holds neither.
  */
 #include "config.h"
 
