@@ -7,7 +7,7 @@
  * One server is started on first use and kept for the whole run (static). Per input:
  * socketpair(AF_UNIX); the server end is handed to the server's own accept_one(), so
  * the connection goes through exactly what an accepted TCP connection goes through
- * (lib/server.c is #included below for that: accept_one is static and the public API
+ * (lib/loop.c is #included below for that: accept_one is static and the public API
  * has no "adopt this descriptor" call). FUZZ_CONN_TCP=1 in the environment uses a
  * loopback TCP connection to a listener on 127.0.0.1 instead.
  *
@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../lib/server.c"
+#include "../lib/loop.c"
 
 #define MAX_BODY (64u << 10)
 
@@ -186,7 +186,7 @@ static int client_connect(void)
         struct sockaddr_storage peer;
         memset(&peer, 0, sizeof peer);
         peer.ss_family = AF_UNIX;
-        accept_one(srv, sv[1], &peer);
+        accept_one(srv, sv[1], &peer, (socklen_t)sizeof peer);
         return sv[0];
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -192,7 +192,7 @@ unsigned long gh_fd_leaked(void)
 
 /* See gc/internal.h. lib/server.c stores it (always the same function) when it makes a
  * server; atomic because a later server may store it while another one runs. */
-void (*gh__fd_block_hook)(void);
+void (*gh__block_hook)(void);
 
 /*
  * Wait until fd is ready for `events`, the deadline passes or the descriptor is closed.
@@ -204,8 +204,8 @@ void (*gh__fd_block_hook)(void);
 static int fd_wait(gh_fd_t *f, short events, const gh_time_t *deadline)
 {
     /* About to block: the server hands its poller's role away first if this thread
-     * holds it (lib/server.c), rather than after its monitor's next tick. */
-    void (*hook)(void) = __atomic_load_n(&gh__fd_block_hook, __ATOMIC_ACQUIRE);
+     * holds it (lib/loop.c), rather than after its monitor's next tick. */
+    void (*hook)(void) = __atomic_load_n(&gh__block_hook, __ATOMIC_ACQUIRE);
     if (hook)
         hook();
     for (;;) {

@@ -44,8 +44,9 @@ gh_type_t *gh__obj_type_of_base(const void *base);
  * gh_alloc_stats. For growable pointer arrays inside typed objects. Returns void *
  * so that it converts to any T ** (lib/context.c relies on it). NULL on OOM. */
 void *gh__ptrs_new(size_t n);
-/* Called by gh_fd operations before they block (gc/fd.c); set by lib/server.c. */
-extern void (*gh__fd_block_hook)(void);
+/* The "about to block" hook, called by gh_fd waits and gh_ctx_wait (lib/internal.h
+ * has gh__will_block); set by lib/server.c. */
+extern void (*gh__block_hook)(void);
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 struct gh_fd_s *gh__fd_new_socket(int fd);
 /* sendfile(2) of n bytes of in_fd from *off (advanced) to a socket, with its write

@@ -1,12 +1,14 @@
 /*
- * lib/conn.c: one connection's request loop (Go's conn.serve), the connReader, and the
- * server's own error answers.
+ * lib/conn.c: one connection's request loop (Go's conn.serve), the connReader, the
+ * server's own error answers, the hang-up evaluation while a handler runs, ConnState
+ * reports and the gh_conn_* accessors.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -500,7 +502,7 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
 int gh__conn_next(gh_conn_t *c, int on_poller)
 {
     const gh_server_config_t *cfg = gh__server_config(c->server);
-    __atomic_store_n(&c->phase, GH__PH_FINISH, __ATOMIC_RELEASE);
+    gh__conn_set_serving(c, 0);
     gh__server_set_state(c, GH_STATE_IDLE);
     gh_time_t now = gh_now();
     c->req_start = now;
@@ -542,8 +544,93 @@ int gh__conn_serve_one(gh_conn_t *c) { return serve_one(c); }
 void gh__conn_serve(gh_conn_t *c)
 {
     do {
-        __atomic_store_n(&c->phase, GH__PH_ACTIVE, __ATOMIC_RELEASE);
+        gh__conn_set_serving(c, 1);
         if (!serve_one(c))
             return;
     } while (gh__conn_next(c, 0));
+}
+
+/* ---- the background read: hang-ups while a handler runs ------------------------------ */
+
+/* Bytes the kernel holds for this socket, not yet read. */
+static int pending_bytes(int fd)
+{
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) < 0)
+        return 0;
+    return n;
+}
+
+void gh__conn_eval_hup(gh_conn_t *c, int hard)
+{
+    /* Bytes waiting are a pipelined request, never "gone" (golang/go#23921) -- unless
+     * the request's body is still arriving: then they are that body, and a hang-up
+     * means the client is gone (golang/go#23262). Waiting bytes are those still in the
+     * socket and those already read into the connection's buffer: a client may send
+     * two requests in one segment and half-close while the first is served. */
+    int body_pending = __atomic_load_n(&c->body_pending, __ATOMIC_ACQUIRE);
+    if (!hard && !body_pending) {
+        if (__atomic_load_n(&c->next_buffered, __ATOMIC_ACQUIRE))
+            return;
+        int n = 0;
+        if (gh_fd_acquire(c->fd) == 0) {
+            n = pending_bytes(gh_fd_fileno(c->fd));
+            gh_fd_release(c->fd);
+        }
+        if (n > 0)
+            return;
+    }
+    gh__conn_peer_gone(c);
+}
+
+void gh__server_watch(gh_conn_t *c, int on)
+{
+    __atomic_store_n(&c->watching, on, __ATOMIC_SEQ_CST);
+    /* A hang-up seen before the handler started (the edge came while the request
+     * waited for a worker) is acted on now. */
+    if (on && __atomic_load_n(&c->rdhup_seen, __ATOMIC_SEQ_CST))
+        gh__conn_eval_hup(c, 0);
+}
+
+/* ---- ConnState and accessors ------------------------------------------------------ */
+
+void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st)
+{
+    const gh_server_config_t *cfg = gh__server_config(c->server);
+    if (c->state == (int)st && st != GH_STATE_ACTIVE)
+        return;
+    c->state = (int8_t)st;
+    if (cfg->conn_state)
+        cfg->conn_state(c, st, cfg->conn_state_data);
+}
+
+const char *gh_conn_remote_addr(const gh_conn_t *c) { return c->remote ? c->remote : ""; }
+char *gh__sockname(int fd, int peer)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl = sizeof ss;
+    char buf[120];
+    if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
+        return NULL;
+    gh__format_addr(&ss, sl, buf, sizeof buf);
+    return gh_strdup(buf);
+}
+
+const char *gh_conn_local_addr(const gh_conn_t *c)
+{
+    /* Made on first use: most programs never ask, and it saves an allocation per
+     * connection. */
+    gh_conn_t *m = (gh_conn_t *)c;
+    if (!m->local && gh_fd_acquire(m->fd) == 0) {
+        m->local = gh__sockname(gh_fd_fileno(m->fd), 0);
+        gh_fd_release(m->fd);
+    }
+    return m->local ? m->local : "";
+}
+unsigned long gh_conn_id(const gh_conn_t *c) { return c->id; }
+
+const char *gh_conn_state_name(gh_conn_state_t st)
+{
+    static const char *const names[] = {"new", "active", "idle", "hijacked", "closed"};
+    return (unsigned)st < 5 ? names[st] : "unknown";
 }

@@ -176,7 +176,7 @@ int gh_ctx_done(const gh_ctx_t *c) { return __atomic_load_n(&c->reason, __ATOMIC
 int gh_ctx_wait(gh_ctx_t *c, gh_time_t deadline)
 {
     if (!__atomic_load_n(&c->reason, __ATOMIC_ACQUIRE) && (deadline <= 0 || deadline > gh_now()))
-        gh__server_will_block(); /* a handler waiting on the poller's thread hands it on */
+        gh__will_block(); /* a handler waiting on the poller's thread hands it on */
     pthread_mutex_lock(lock_of(c));
     while (!c->reason) {
         if (deadline <= 0) {

@@ -1,5 +1,6 @@
 /*
- * lib/hijack.c: gh_response_hijack, the netconn it returns, and close-notify.
+ * lib/hijack.c: gh_response_hijack, the netconn it returns, close-notify, and the
+ * server's registry of hijacked connections (track_hijacked).
  *
  * The five stages of the retention study (gh_hijack_stage_t) differ only here and in
  * gh__response_new (eager close-notify). Go's hijack path before and after PR #70756:
@@ -306,4 +307,77 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
         rw->w = bw;
     }
     return 0;
+}
+
+/* ---- hijacked-connection registry (golang/go#17721) ---------------------------------- */
+
+void gh__server_track_hijacked(gh_server_t *srv, gh_netconn_t *nc)
+{
+    gh__hjreg_t *s = gh__server_hijacked(srv);
+    pthread_mutex_lock(&s->mu);
+    if (s->n == s->cap) {
+        /* Keep the live entries only, in a larger array when needed. Each move
+         * re-registers the link on the new slot. */
+        size_t live = 0;
+        for (size_t i = 0; i < s->n; i++)
+            live += !gh_weak_is_cleared(&s->links[i]);
+        size_t cap = s->cap ? s->cap : 16;
+        while (cap < 2 * (live + 1))
+            cap *= 2;
+        gh_weak_t *n = gh_bytes_new(cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
+        memset(n, 0, cap * sizeof *n);
+        size_t j = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            void *p = gh_weak_get(&s->links[i]);
+            gh_weak_clear(&s->links[i]);
+            if (p && gh_weak_set(&n[j], p) == 0)
+                j++;
+        }
+        s->links = n;
+        s->n = j;
+        s->cap = cap;
+    }
+    if (gh_weak_set(&s->links[s->n], nc) == 0)
+        s->n++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Strong references to the live, open tracked connections, in a scanned array. */
+static gh_netconn_t **hijacked_snapshot(gh_server_t *srv, size_t *n)
+{
+    gh__hjreg_t *s = gh__server_hijacked(srv);
+    pthread_mutex_lock(&s->mu);
+    gh_netconn_t **v = s->n ? gh__ptrs_new(s->n) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; v && i < s->n; i++) {
+        gh_netconn_t *nc = gh_weak_get(&s->links[i]);
+        if (nc && !gh_fd_is_closed(gh_netconn_fd(nc)))
+            v[k++] = nc;
+    }
+    pthread_mutex_unlock(&s->mu);
+    *n = k;
+    return v;
+}
+
+int gh_server_hijacked_foreach(gh_server_t *s, void (*fn)(gh_netconn_t *c, void *data), void *data)
+{
+    size_t n;
+    gh_netconn_t **v = hijacked_snapshot(s, &n);
+    for (size_t i = 0; i < n; i++)
+        fn(v[i], data);
+    return (int)n;
+}
+
+int gh_server_close_hijacked(gh_server_t *s)
+{
+    size_t n;
+    int closed = 0;
+    gh_netconn_t **v = hijacked_snapshot(s, &n);
+    for (size_t i = 0; i < n; i++)
+        closed += gh_netconn_close(v[i]) == 0;
+    return closed;
 }

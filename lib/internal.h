@@ -32,8 +32,16 @@
 /* A scanned (conservatively traced) array of n pointer-sized words, zeroed. Counted in
  * gh_alloc_stats. NULL when out of memory. */
 void *gh__ptrs_new(size_t n);
-/* Called by gh_fd operations before they block (gc/fd.c); set by lib/server.c. */
-extern void (*gh__fd_block_hook)(void);
+/* The one "about to block" hook: gh_fd waits (gc/fd.c) and gh_ctx_wait (lib/context.c)
+ * call it through gh__will_block before they block; lib/server.c sets it to
+ * gh__server_will_block. Atomic: a later server stores it while another one runs. */
+extern void (*gh__block_hook)(void);
+static inline void gh__will_block(void)
+{
+    void (*hook)(void) = __atomic_load_n(&gh__block_hook, __ATOMIC_ACQUIRE);
+    if (hook)
+        hook();
+}
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 gh_fd_t *gh__fd_new_socket(int fd);
 /* sendfile(2) of n bytes of in_fd from *off (advanced) to a socket, with its write
@@ -265,8 +273,21 @@ struct gh_response_s {
 /* The response's extra part, made on first use. NULL when out of memory. */
 gh__resp_extra_t *gh__resp_extra(gh_response_t *w);
 
-/* ---- server.c --------------------------------------------------------------------- */
-void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);
+/*
+ * The server's registry of hijacked connections (config track_hijacked): weak links, so
+ * that it keeps none of them alive (golang/go#17721).
+ * Alloc:     embedded in the server; `links` is an atomic GC array (weak links only).
+ * Lifetime:  the server's.
+ * Threads:   any, under mu.
+ */
+typedef struct gh__hjreg {
+    gh_weak_t *links;
+    /* not traced */
+    size_t n, cap;
+    pthread_mutex_t mu;
+} gh__hjreg_t;
+
+/* ---- server.c, connset.c, loop.c (see lib/loop.h) ---------------------------------- */
 /* Hand c back to the poller, parked in phase ph (GH__PH_IDLE or GH__PH_WAIT_HEAD)
  * until deadline (0: none), or close it when the server stops. rearm: turn the input
  * interest back on (a worker; the poller's thread never turned it off). */
@@ -280,6 +301,9 @@ void gh__server_conn_close(gh_conn_t *c);
 /* The calling thread is about to block (gh_ctx_wait, a gh_fd wait): if it serves a
  * request on the poller's role, hand the role to another thread now. */
 void gh__server_will_block(void);
+/* The serving thread moves c between ACTIVE (serving=1) and FINISH (0); a closed
+ * connection stays closed. */
+void gh__conn_set_serving(gh_conn_t *c, int serving);
 /* Drop the server's references to a hijacked connection. */
 void gh__server_conn_forget(gh_conn_t *c);
 /* Watch a connection for the peer going away while its handler runs; unwatch. */
@@ -289,8 +313,8 @@ int gh__server_stopping(gh_server_t *s);
 void gh__server_count_request(gh_server_t *s, int bad);
 /* "ip:port" of a socket's local (peer=0) or remote (peer=1) end, atomic; NULL on error. */
 char *gh__sockname(int fd, int peer);
-/* Remember a hijacked connection weakly (config track_hijacked). */
-void gh__server_track_hijacked(gh_server_t *s, gh_netconn_t *nc);
+/* The server's registry of hijacked connections. */
+gh__hjreg_t *gh__server_hijacked(gh_server_t *s);
 
 /* ---- listen.c: listening sockets (non-blocking, close-on-exec, listening) --------- */
 /* Open a listener on host:port (host "" = every address, both families; a name is
@@ -312,6 +336,8 @@ void gh__listen_close(int fd, int unlink_path);
 void gh__format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t n);
 
 /* ---- conn.c ----------------------------------------------------------------------- */
+/* Report a ConnState change to config conn_state (ACTIVE every time, others once). */
+void gh__server_set_state(gh_conn_t *c, gh_conn_state_t st);
 gh_conn_t *gh__conn_new(gh_server_t *s, int fd, unsigned long id);
 /* Try to complete a request head from what is readable now (poller, non-blocking).
  * Returns 1 complete (or an error to answer, head_status set), 0 need more,
@@ -369,6 +395,8 @@ gh__body_t *gh__body_new(gh_request_t *r, gh_conn_t *c);
 int gh__body_drain(gh__body_t *b, size_t max);
 
 /* ---- hijack.c --------------------------------------------------------------------- */
+/* Remember a hijacked connection weakly (config track_hijacked). */
+void gh__server_track_hijacked(gh_server_t *s, gh_netconn_t *nc);
 /* Fire close-notify of w (client gone). Any thread. */
 void gh__close_notify_fire(gh_response_t *w);
 /* Create close-notify now (stages before/writer do it for every request). */

@@ -1,5 +1,5 @@
 /* tests/test-collect.c: what the server lets the collector reclaim, proven with probes
- * over a real loopback server (lib/server.c, lib/conn.c; boehm.md §7).
+ * over a real loopback server (lib/loop.c, lib/conn.c; boehm.md §7).
  *
  * The handler probes its response, request, request context and connection. The test
  * thread never holds any of them: it reads probes only (boehm.md §3.1, a stale slot on

@@ -1,4 +1,4 @@
-/* tests/test-registry.c: the weak registry of hijacked connections (lib/server.c,
+/* tests/test-registry.c: the weak registry of hijacked connections (lib/hijack.c,
  * golang/go#17721): it finds what the program holds and never keeps anything alive. */
 #include "config.h"
 

@@ -1,6 +1,6 @@
 /* tests/test-server.c: timeouts, connection states, shutdown, request-context
  * cancellation, slowloris and the worker pool of a real server on loopback
- * (lib/server.c, lib/conn.c). */
+ * (lib/server.c, lib/connset.c, lib/loop.c, lib/conn.c). */
 #include "config.h"
 
 #include <arpa/inet.h>
