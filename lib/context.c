@@ -41,7 +41,8 @@ struct gh_ctx_s {
     /* not traced */
     uint32_t n_children, n_cbs;
     uint32_t index_in_parent; /* guarded by the parent's stripe */
-    int16_t reason; /* 0 while live; written under the stripe lock, read racily by gh_ctx_done */
+    int16_t reason; /* 0 while live; written under the stripe lock, read without it by
+                     * gh_ctx_done: every access is __atomic (relaxed under the lock) */
     uint8_t lg_children, lg_cbs; /* array capacities, log2 (0: no array) */
     /* 40 bytes: with the object header and the typed-allocation word, a 64-byte block. */
 };
@@ -93,8 +94,9 @@ gh_ctx_t *gh_ctx_new(gh_ctx_t *parent)
         return c;
     c->parent = parent;
     pthread_mutex_lock(lock_of(parent));
-    if (parent->reason) {
-        c->reason = parent->reason;
+    int16_t pr = __atomic_load_n(&parent->reason, __ATOMIC_RELAXED);
+    if (pr) {
+        __atomic_store_n(&c->reason, pr, __ATOMIC_RELAXED); /* c is not shared yet */
     } else {
         size_t cur = parent->lg_children ? (size_t)1 << parent->lg_children : 0;
         if (parent->n_children == cur) {
@@ -145,7 +147,7 @@ void gh_ctx_cancel(gh_ctx_t *c, int reason)
     if (reason >= 0 || reason < INT16_MIN)
         reason = GH_ECANCELED;
     pthread_mutex_lock(lock_of(c));
-    if (c->reason) {
+    if (__atomic_load_n(&c->reason, __ATOMIC_RELAXED)) {
         pthread_mutex_unlock(lock_of(c));
         return;
     }
@@ -178,7 +180,7 @@ int gh_ctx_wait(gh_ctx_t *c, gh_time_t deadline)
     if (!__atomic_load_n(&c->reason, __ATOMIC_ACQUIRE) && (deadline <= 0 || deadline > gh_now()))
         gh__will_block(); /* a handler waiting on the poller's thread hands it on */
     pthread_mutex_lock(lock_of(c));
-    while (!c->reason) {
+    while (!__atomic_load_n(&c->reason, __ATOMIC_RELAXED)) {
         if (deadline <= 0) {
             pthread_cond_wait(&stripe_of(c)->cv, lock_of(c));
             continue;
@@ -193,7 +195,7 @@ int gh_ctx_wait(gh_ctx_t *c, gh_time_t deadline)
         ts.tv_nsec = (long)(at % GH_SEC);
         (void)pthread_cond_timedwait(&stripe_of(c)->cv, lock_of(c), &ts);
     }
-    int r = c->reason;
+    int r = __atomic_load_n(&c->reason, __ATOMIC_RELAXED);
     pthread_mutex_unlock(lock_of(c));
     return r;
 }
@@ -203,8 +205,8 @@ long gh_ctx_on_cancel(gh_ctx_t *c, gh_ctx_fn cb, void *data)
     if (!cb)
         return GH_EINVAL;
     pthread_mutex_lock(lock_of(c));
-    if (c->reason) {
-        int r = c->reason;
+    int r = __atomic_load_n(&c->reason, __ATOMIC_RELAXED);
+    if (r) {
         pthread_mutex_unlock(lock_of(c));
         cb(c, r, data);
         return 0;
