@@ -2,22 +2,48 @@
 # scripts/setup.sh: make a checkout buildable and build it. Sourced by scripts/demo.sh and
 # scripts/test.sh (it can also be run on its own).
 #
-# 1. Installs the Debian packages in GH_DEB_PACKAGES that are missing (as root: apt-get;
+# 1. Installs the Debian packages the purpose needs that are missing (as root: apt-get;
 #    otherwise it prints the sudo line to run and exits 1).
-# 2. Runs ./autogen.sh, ./configure and make -j$(nproc), each only when needed.
+# 2. Runs ./autogen.sh, ./configure and make -j$(nproc), each only when needed (configure
+#    again after packages were installed, so that it finds them).
 #
 # Progress goes to stderr; the output of a step is shown only when that step fails.
 # Knobs (environment):
+#   GH_SETUP_PURPOSE    build (default; scripts/demo.sh), test (scripts/test.sh) or ci
+#                       (.ci/run): which package lists below to install
 #   GH_CONFIGURE_FLAGS  extra ./configure arguments for a first configure (e.g. --enable-asan)
 #   GH_SETUP_ROOT       1 or 0: pretend to be root or not (default: id -u)
 #   GH_SETUP_NO_APT     1: skip the package check (non-Debian hosts, hand-made environments)
 set -eu
 
-# Everything the build, the tests and their clients need. Extend here, nowhere else.
-# clang + libclang-rt-14-dev: make fuzz (libFuzzer); cppcheck, clang-tidy: make lint.
-GH_DEB_PACKAGES="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check \
-curl python3 python3-websockets guile-3.0 guile-3.0-dev \
-clang libclang-rt-14-dev cppcheck clang-tidy"
+# Debian packages per purpose. A purpose installs its own list and those above it:
+#   build  ./configure && make: the library, the examples, the demo
+#   test   + make check: the real clients the suites drive (curl, python3 with
+#          websockets) and Guile, so that the binding is built and tested
+#   ci     + the rest of .ci/run: make fuzz (clang, libFuzzer's runtime), make lint
+#          (cppcheck, clang-tidy)
+# Add a package to the first list whose purpose needs it, and nowhere else.
+GH_DEB_BUILD="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check"
+GH_DEB_TEST="curl python3 python3-websockets guile-3.0 guile-3.0-dev"
+GH_DEB_CI="clang libclang-rt-14-dev cppcheck clang-tidy"
+# PACKAGE:COMMAND pairs: the package counts as present when COMMAND is on PATH however it
+# got there (node's npm from NodeSource conflicts with Debian's npm package).
+GH_DEB_PROVIDED_BY="npm:npm nodejs:node"
+
+gh_purpose_packages() {
+    case "${GH_SETUP_PURPOSE:-build}" in
+    build) printf '%s\n' "$GH_DEB_BUILD" ;;
+    test) printf '%s\n' "$GH_DEB_BUILD $GH_DEB_TEST" ;;
+    ci) printf '%s\n' "$GH_DEB_BUILD $GH_DEB_TEST $GH_DEB_CI" ;;
+    *)
+        printf '%s: error: GH_SETUP_PURPOSE must be build, test or ci (not %s)\n' \
+            "${0##*/}" "$GH_SETUP_PURPOSE" >&2
+        exit 1
+        ;;
+    esac
+}
+GH_DEB_PACKAGES=$(gh_purpose_packages)
+GH_INSTALLED_PACKAGES=0
 
 GH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -40,10 +66,25 @@ gh_quiet() {
     rm -f "$log"
 }
 
-# Print the packages of GH_DEB_PACKAGES that dpkg does not report as installed.
+# 0 if package $1 is in GH_DEB_PROVIDED_BY and its command is on PATH.
+gh_provided() {
+    local pair
+    for pair in $GH_DEB_PROVIDED_BY; do
+        if [ "${pair%%:*}" = "$1" ] && command -v "${pair#*:}" >/dev/null 2>&1; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Print the packages of GH_DEB_PACKAGES that dpkg does not report as installed (and
+# no command on PATH provides).
 gh_missing_packages() {
     local p status missing=""
     for p in $GH_DEB_PACKAGES; do
+        if gh_provided "$p"; then
+            continue
+        fi
         status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
         case "$status" in
         *" installed") ;;
@@ -85,6 +126,7 @@ gh_install_packages() {
     if [ -n "$missing" ]; then
         gh_die "still missing after apt-get install: $missing"
     fi
+    GH_INSTALLED_PACKAGES=1
 }
 
 gh_build() {
@@ -98,8 +140,9 @@ gh_build() {
         gh_log "running ./configure ${GH_CONFIGURE_FLAGS:-}"
         # shellcheck disable=SC2086 # word splitting of the flags is wanted
         gh_quiet ./configure ${GH_CONFIGURE_FLAGS:-}
-    elif [ configure -nt config.status ]; then
-        # Re-run configure with the arguments it was first given.
+    elif [ configure -nt config.status ] || [ "$GH_INSTALLED_PACKAGES" = 1 ]; then
+        # Re-run configure with the arguments it was first given (also after installing
+        # packages: Guile's binding, for one, is built only when configure finds it).
         gh_log "re-running configure (./config.status --recheck)"
         gh_quiet ./config.status --recheck
         gh_quiet ./config.status

@@ -2,6 +2,9 @@
 # scripts/test.sh: install what is missing, build, and run the whole test suite
 # (make check). Exits non-zero if any test fails; then prints the failing tests' logs.
 set -eu
+# Packages: what make check needs (a wider purpose set by the caller, such as
+# .ci/run's, is kept).
+GH_SETUP_PURPOSE=${GH_SETUP_PURPOSE:-test}
 # shellcheck source=scripts/setup.sh
 . "$(dirname "$0")/setup.sh"
 
