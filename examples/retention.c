@@ -90,7 +90,7 @@ static int wait_handled(gh_server_t *s, int n)
         gh_server_stats_t st;
         gh_server_stats(s, &st);
         /* Every handler returned and every worker is back waiting: its stack was
-         * scrubbed after the request (see boehm notes §3.1). */
+         * scrubbed after the request (see docs/DESIGN.md §3.1). */
         if (__atomic_load_n(&handled, __ATOMIC_SEQ_CST) >= n && st.idle_workers == st.workers &&
             st.active_conns == 0)
             return 0;

@@ -21,7 +21,7 @@ static int warn_installed;
 /*
  * Counts every bdwgc warning and, separately, "Finalization cycle involving %p": that one
  * means finalizable objects reach each other through ordered finalizers and will never
- * be freed (boehm.md §2), which tests treat as a failure. Runs with the allocator lock
+ * be freed (docs/DESIGN.md §3.4), which tests treat as a failure. Runs with the allocator lock
  * held (during a collection), so it must not allocate; it only counts and forwards.
  */
 static void GC_CALLBACK warn_hook(char *msg, GC_word arg)
@@ -97,7 +97,7 @@ static void clear_vector_registers(void)
  * 16 KiB of zeroes below the caller's frame, then clear the vector registers. Stale
  * slots of finished frames (a handler that ran on this thread, a finalizer that
  * GC_invoke_finalizers called) would otherwise be scanned as roots by the next
- * collection (boehm.md §3.1, §3.3). GC_clear_stack() is not enough: it clears 2 KiB on
+ * collection (docs/DESIGN.md §3.1, §3.3). GC_clear_stack() is not enough: it clears 2 KiB on
  * most calls. volatile plus the barrier keep the compiler from dropping the dead stores.
  */
 __attribute__((noinline)) void gh_gc_scrub_stack(void)
@@ -112,7 +112,7 @@ __attribute__((noinline)) void gh_gc_scrub_stack(void)
  * scrub then overwrites before the caller resumes. The first scrub clears what the
  * caller's previous callees left below its frame (typically the function that just
  * dropped the references); the one after each collection clears the finalizers' frames
- * (boehm.md §3.3). */
+ * (docs/DESIGN.md §3.3). */
 /* With parallel marking, the thread that starts a collection helps mark with a local
  * mark stack of 4096 entries (64 KiB) on its own stack (bdwgc's GC_help_marker). The
  * entries are object addresses, and they stay there after the collection. When the next

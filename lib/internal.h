@@ -2,7 +2,7 @@
  * lib/internal.h: private to gchttp; not installed.
  *
  * The per-connection object graph, as in Go's net/http server (see
- * ../shared/notes/go-nethttp.md §1 and README "Object graph"):
+ * docs/DESIGN.md §1 and README "Object graph"):
  *
  *   server --conns[fd]--> conn --fd--------> gh_fd (raw descriptor)
  *                           |--r-----------> conn_reader --conn--> conn   (cycle)

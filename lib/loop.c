@@ -186,7 +186,7 @@ static void *pool_main(void *arg)
         }
         if (s->q_len > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers) {
             worker_run_one(s);
-            /* Stale slots of the finished request's frames (notes §3.1). */
+            /* Stale slots of the finished request's frames (docs/DESIGN.md §3.1). */
             pthread_mutex_unlock(&s->mu);
             gh_gc_scrub_stack();
             pthread_mutex_lock(&s->mu);

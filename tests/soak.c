@@ -2,7 +2,7 @@
  * tests/soak.c: keep-alive requests plus hijacked-and-closed connections against a real
  * server on loopback, then the proof that nothing stayed behind: the open descriptor
  * count returns to its baseline and the exact live heap (two collections, then a walk
- * of every marked object; boehm.md §6) returns to within a few KiB of it.
+ * of every marked object; docs/DESIGN.md §5) returns to within a few KiB of it.
  *
  *   make soak [SOAK_REQUESTS=200000] [SOAK_HIJACKS=20000]
  *   tests/soak [-requests N] [-hijacks N] [-conns N] [-workers N]
@@ -284,7 +284,7 @@ static void *soak_churn_main(void *arg)
 }
 
 /* Figures once the closed server is gone. A stale word (a register or stack slot of a
- * bdwgc frame, boehm.md §3.2) can keep a closed server and its arrays reachable for a
+ * bdwgc frame, docs/DESIGN.md §3.2) can keep a closed server and its arrays reachable for a
  * while; as tests/test-collect.c does, collect again after some garbage was allocated,
  * up to 4 times, until the server's probe says it was reclaimed. The garbage is made
  * on a thread that then exits, so its free lists leave no residue here. Returns 1 if

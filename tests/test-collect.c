@@ -1,10 +1,10 @@
 /* tests/test-collect.c: what the server lets the collector reclaim, proven with probes
- * over a real loopback server (lib/loop.c, lib/conn.c; boehm.md §7).
+ * over a real loopback server (lib/loop.c, lib/conn.c; docs/DESIGN.md §4).
  *
  * The handler probes its response, request, request context and connection. The test
- * thread never holds any of them: it reads probes only (boehm.md §3.1, a stale slot on
+ * thread never holds any of them: it reads probes only (docs/DESIGN.md §3.1, a stale slot on
  * this stack would pin what it once held). bdwgc's own frames can pin an object that
- * starts a heap block (boehm.md §3.2), so counts over N_REQ requests allow one "never
+ * starts a heap block (docs/DESIGN.md §3.2), so counts over N_REQ requests allow one "never
  * collected" and collections are retried with heap churn in between. */
 #include "config.h"
 
@@ -93,7 +93,7 @@ static int count_left(int n, const int *kinds, int n_kinds, int reclaimed, int *
 }
 
 /* Collect, with churn before each retry, until every probe of those kinds is cleared
- * or 4 rounds have passed (boehm.md §7 collected_eventually). Fills per_kind with what
+ * or 4 rounds have passed (docs/DESIGN.md §4, "collected eventually"). Fills per_kind with what
  * was never cleared. */
 static void collect_eventually(int n, const int *kinds, int n_kinds, int reclaimed,
                                int *per_kind)

@@ -56,7 +56,7 @@ static int count_probes(int n, int reclaimed)
 }
 
 /* Collect (with churn after the first round) until all n probes report reclaimed, at most
- * 4 rounds (boehm.md §7 "collected_eventually"). */
+ * 4 rounds (docs/DESIGN.md §4, "collected eventually"). */
 static int collect_until_reclaimed(int n)
 {
     for (int a = 0; a < 4; a++) {
@@ -172,7 +172,7 @@ START_TEST(test_gc_no_order_cycle_is_finalized_and_reclaimed)
 END_TEST
 
 /* The control for the hook: ordered finalizers on a 2-cycle are never run and bdwgc warns
- * "Finalization cycle" on every collection (boehm.md §2). Several cycles, and collecting
+ * "Finalization cycle" on every collection (docs/DESIGN.md §3.4). Several cycles, and collecting
  * until a warning comes, because a stale word may pin one of them (§3.2), and a pinned
  * cycle is merely reachable: no warning. The addresses are kept hidden so that the test
  * can unregister the finalizers afterwards and let the cycles go: with CK_FORK=no they

@@ -1,5 +1,5 @@
 /* tests/test-hijack.c: taking over a connection and close-notify (lib/hijack.c, the
- * hijack path of lib/conn.c), mirroring Go's serve_test.go (go-nethttp.md §5), and what
+ * hijack path of lib/conn.c), mirroring Go's serve_test.go (docs/DESIGN.md §6), and what
  * the collector can reclaim once a hijacking handler returned (the retention study). */
 #include "config.h"
 
@@ -876,7 +876,7 @@ __attribute__((noinline)) static int collect_eventually(int n, unsigned kinds)
             th_churn(a);
         if (a >= 2) {
             /* Later rounds collect from a new thread: stale words left in the
-             * collector's frames on this thread's stack (boehm.md §3.2) are then
+             * collector's frames on this thread's stack (docs/DESIGN.md §3.2) are then
              * below a shallow stack pointer and no longer scanned. */
             pthread_t t;
             if (gh_thread_start(&t, collect_on_fresh_thread, NULL) == 0)
@@ -1051,7 +1051,7 @@ static void on_hijack_keep(gh_response_t *w, gh_request_t *r, void *data)
 
 /* _i: the stage. Go's Hijacker doc: the request context stays live until the handler
  * returns; then it is cancelled. A read error through the reader afterwards touches
- * nothing (go-nethttp.md §5 "C-only"). */
+ * nothing (docs/DESIGN.md §6 "C-only"). */
 START_TEST(test_hijack_context_cancelled_when_handler_returns)
 {
     server_start(on_hijack_keep, NULL, all_stages[_i], 0, NULL);
@@ -1228,7 +1228,7 @@ START_TEST(test_hijack_collection)
 
     if (collect_cases[_i].collected) {
         /* At most one never collected per kind: the collector's own frames may pin one
-         * object graph (boehm.md §3.2). */
+         * object graph (docs/DESIGN.md §3.2). */
         int rounds = collect_eventually(NCONN, (1u << P_KINDS) - 1);
         if (getenv("GH_TEST_VERBOSE"))
             fprintf(stderr, "stage %d: collected in %d round(s)\n", (int)stage, rounds);
@@ -1246,7 +1246,7 @@ START_TEST(test_hijack_collection)
     for (int k = 0; k < P_KINDS && (short_ || getenv("GH_TEST_VERBOSE")); k++)
         fprintf(stderr, "stage %d: %s %s %d/%d\n", (int)stage, p_names[k],
                 collect_cases[_i].collected ? "unreachable" : "reachable", n[k], NCONN);
-    /* At most one never collected per kind (boehm.md §3.2). Two measures made this
+    /* At most one never collected per kind (docs/DESIGN.md §3.2). Two measures made this
      * bound hold: gh_gc_collect scrubs 128 KiB around each collection (bdwgc's 64 KiB
      * local mark stack left object addresses on the collecting thread's stack: 3 to 7
      * whole graphs survived about 1 run in 100-300), and the later rounds of

@@ -43,7 +43,7 @@ static int count_unreachable(void)
 }
 
 /* Collect (with churn after the first round) until every probe fired, at most 4 rounds.
- * Returns how many fired: tests accept N_OBJS - 1 (boehm.md §3.2). */
+ * Returns how many fired: tests accept N_OBJS - 1 (docs/DESIGN.md §3.2). */
 static int collect_until_unreachable(void)
 {
     for (int a = 0; a < 4; a++) {

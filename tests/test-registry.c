@@ -146,7 +146,7 @@ START_TEST(test_registry_does_not_keep_dropped_connections_alive)
         gh_gc_collect(2);
         unreachable = count_unreachable();
     }
-    /* At most one may be pinned by the collector's own frames (boehm notes §3.2). */
+    /* At most one may be pinned by the collector's own frames (docs/DESIGN.md §3.2). */
     ck_assert_int_ge(unreachable, N_CONNS - 1);
     ck_assert_int_le(gh_server_hijacked_foreach(srv, count_one, NULL), N_CONNS - unreachable);
     gh_gc_collect(2);

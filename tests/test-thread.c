@@ -122,7 +122,7 @@ static void *one_job_main(void *arg)
     return NULL;
 }
 
-/* A finished thread's stack is no longer scanned: its objects go at once (boehm.md §5a:
+/* A finished thread's stack is no longer scanned: its objects go at once (docs/DESIGN.md §3.1:
  * 10,000/10,000). One is allowed to linger for the collector's own frames (§3.2). */
 START_TEST(test_thread_exit_releases_its_objects_within_two_collections)
 {
@@ -140,7 +140,7 @@ END_TEST
 /*
  * Long-lived pool threads. Each worker has its own job slot in `pool`, a static and thus
  * GC-visible place, and scrubs its stack after each job: the frames of
- * pthread_cond_wait would otherwise leave its last job's objects pinned (boehm.md §3.1).
+ * pthread_cond_wait would otherwise leave its last job's objects pinned (docs/DESIGN.md §3.1).
  * Several workers make that failure visible: without the scrub every idle worker pins
  * one job, more than the one that the collector's own frames may keep (§3.2).
  */

@@ -42,7 +42,7 @@ static int count_cleared(gh_weak_t *w)
 }
 
 /* Collect (with churn after the first round) until all of w[] cleared, at most 4 rounds;
- * returns the count. Tests accept N_OBJS - 1 (boehm.md §3.2). */
+ * returns the count. Tests accept N_OBJS - 1 (docs/DESIGN.md §3.2). */
 static int collect_until_cleared(gh_weak_t *w)
 {
     for (int a = 0; a < 4; a++) {

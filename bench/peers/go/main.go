@@ -6,7 +6,7 @@
 //	                                        request (BenchmarkServer) and of one hijack cycle
 //	                                        (BenchmarkServerHijack), runtime.MemStats deltas
 //	gobench retention [-n N] [-count K]    BenchmarkServerHijackMemoryUsage, reconstructed as in
-//	                                        shared/notes/go-nethttp.md §4.3: N hijacked connections
+//	                                        docs/DESIGN.md §5: N hijacked connections
 //	                                        held by the user; HeapAlloc after runtime.GC twice,
 //	                                        idle and after one read and one write
 //
