@@ -2,7 +2,7 @@
  * examples/fileserver.c: serve a directory (gchttp/fileserver.h).
  *
  *   examples/fileserver --root DIR [--listen HOST:PORT | unix:/path | systemd]
- *                       [--list] [--no-symlinks] [--workers N]
+ *                       [--list] [--no-symlinks] [--log] [--workers N]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -14,15 +14,25 @@
 
 #include "ex-common.h"
 
+/* One line per request on stderr (the access log hook runs on the serving thread). */
+static void log_line(const gh_access_entry_t *e, void *data)
+{
+    (void)data;
+    fprintf(stderr, "%s \"%s %s\" %d %lld %.3fms%s\n", e->remote_addr, e->method, e->target,
+            e->status, (long long)e->bytes, (double)e->duration / 1e6,
+            e->err ? " (cut short)" : "");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fileserver --root DIR [--listen HOST:PORT] [--list] [--no-symlinks]\n"
-            "                  [--workers N]\n"
+            "                  [--log] [--workers N]\n"
             "Serve the files under DIR (default listen address 127.0.0.1:8080; also\n"
             "unix:/path, or \"systemd\" for the sockets of socket activation).\n"
             "--list lists directories without index.html; --no-symlinks refuses every\n"
             "symbolic link (by default links are followed while they stay inside DIR).\n"
+            "--log prints one line per request on stderr.\n"
             "Prints the bound address on stdout, then serves until SIGINT/SIGTERM.\n");
 }
 
@@ -43,6 +53,8 @@ int main(int argc, char **argv)
             listen = argv[++i];
         } else if (!strcmp(argv[i], "--list")) {
             fcfg.list_dirs = 1;
+        } else if (!strcmp(argv[i], "--log")) {
+            cfg.access_log = log_line;
         } else if (!strcmp(argv[i], "--no-symlinks")) {
             fcfg.symlinks = GH_SYMLINKS_NONE;
         } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {

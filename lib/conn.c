@@ -288,6 +288,32 @@ int gh__conn_poll_head(gh_conn_t *c)
 
 /* ---- errors the server answers itself --------------------------------------------- */
 
+/* The access log hook (config access_log), if any, for one finished request. */
+static void log_access(gh_conn_t *c, const char *method, const char *target, int status,
+                       int64_t bytes, gh_time_t t0, int err, int hijacked)
+{
+    const gh_server_config_t *cfg = gh__server_config(c->server);
+    if (!cfg->access_log)
+        return;
+    gh_access_entry_t e = {.method = method,
+                           .target = target,
+                           .remote_addr = c->remote ? c->remote : "",
+                           .status = status,
+                           .bytes = bytes,
+                           .duration = t0 ? gh_now() - t0 : 0,
+                           .err = err,
+                           .hijacked = hijacked};
+    cfg->access_log(&e, cfg->access_log_data);
+}
+
+static void log_response(gh_conn_t *c, gh_request_t *req, gh_response_t *w, gh_time_t t0,
+                         int err)
+{
+    int64_t bytes = req->is_head || !w->body_allowed ? 0 : w->written;
+    log_access(c, gh_request_method(req), gh_request_target(req), w->status, bytes, t0, err,
+               w->hijacked);
+}
+
 void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blocking)
 {
     char buf[512];
@@ -299,6 +325,8 @@ void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blockin
     if (n < 0 || (size_t)n >= sizeof buf)
         n = (int)strlen(buf);
     gh__server_count_request(c->server, 1);
+    const char *body = strstr(buf, "\r\n\r\n");
+    log_access(c, "", "", status, body ? (int64_t)(buf + n - body - 4) : 0, 0, 0, 0);
     if (blocking) {
         gh_fd_set_write_deadline(c->fd, gh_now() + GH_SEC);
         (void)gh_writer_flush(c->bufw);
@@ -458,12 +486,14 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
             req->body->closed = GH_EHANDLERDONE; /* one rule after return (request.h) */
         gh__close_notify_done(w);
         gh_ctx_cancel(c->ctx, GH_EHIJACKED);
+        log_response(c, req, w, now, 0);
         return 0;
     }
     gh__server_watch(c, 0);
     __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
     int rc = gh__response_finish(w);
     unlend_write_slot(c, 0);
+    log_response(c, req, w, now, rc);
     w->handler_done = 1;
     gh__request_cancel(req, GH_EHANDLERDONE);
     gh__close_notify_done(w);

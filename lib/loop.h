@@ -45,7 +45,7 @@ struct gh_server_s {
     gh_conn_t *tl_head[GH__TL_COUNT], *tl_tail[GH__TL_COUNT];
     pthread_t *tids;         /* atomic GC block: thread ids only (max_workers + 1) */
     struct epoll_event *evs; /* atomic GC block: the poller's batch (numbers only) */
-    gh_server_config_t cfg;  /* handler_data and conn_state_data are traced */
+    gh_server_config_t cfg;  /* handler_data, conn_state_data, access_log_data traced */
     gh__hjreg_t hj;          /* hijacked registry (lib/hijack.c); hj.links traced */
     /* not traced */
     pthread_mutex_t mu;

@@ -33,6 +33,7 @@ static const size_t server_ptrs[] = {
     offsetof(struct gh_server_s, hj.links),
     offsetof(struct gh_server_s, cfg.handler_data),
     offsetof(struct gh_server_s, cfg.conn_state_data),
+    offsetof(struct gh_server_s, cfg.access_log_data),
 };
 static gh_type_t server_type = GH_TYPE_INIT("server", struct gh_server_s, server_ptrs);
 

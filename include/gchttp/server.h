@@ -64,6 +64,31 @@ typedef enum {
 } gh_hijack_stage_t;
 
 typedef void (*gh_handler_fn)(gh_response_t *w, gh_request_t *r, void *data);
+
+/** One finished request, as the access log hook sees it. The strings are valid until
+ * the hook returns. */
+typedef struct gh_access_entry_s {
+    const char *method;      /*< "GET"...; "" when the server refused the request head */
+    const char *target;      /*< the request-target as sent; "" likewise */
+    const char *remote_addr; /*< the peer, as gh_conn_remote_addr */
+    int status;              /*< the status sent; 0 when none was (a hijacked connection
+                              *  whose handler wrote no status) */
+    int64_t bytes;           /*< body bytes the handler wrote (0 for HEAD, 204, 304; the
+                              *  server's own error answers count their short text). After
+                              *  a write error some may not have reached the client. */
+    gh_time_t duration;      /*< from the complete request head to the end of the
+                              *  response, in ns (0 for the server's own error answers) */
+    int err;                 /*< 0, or the write error that cut the response short */
+    int hijacked;            /*< 1 when the handler took the connection (logged when the
+                              *  handler returns) */
+} gh_access_entry_t;
+
+/** Access log hook: called once per request after its response is finished (flushed,
+ * or failed), on the thread that served it, before the connection reads the next
+ * request; also for the error answers the server sends itself (400, 408, 413, 431, 501,
+ * 505... with method and target ""), which the poller's thread may send. Keep it short:
+ * the connection waits for it, and on the poller's thread so do others. */
+typedef void (*gh_access_log_fn)(const gh_access_entry_t *e, void *data);
 typedef void (*gh_conn_state_fn)(gh_conn_t *c, gh_conn_state_t state, void *data);
 
 /**
@@ -114,6 +139,8 @@ typedef struct gh_server_config_s {
     int track_hijacked;
     gh_conn_state_fn conn_state; /*< optional; runs on a pool thread (the poller's or a worker) */
     void *conn_state_data;       /*< kept alive by the server */
+    gh_access_log_fn access_log; /*< optional; see gh_access_log_fn */
+    void *access_log_data;       /*< kept alive by the server */
 } gh_server_config_t;
 
 /** Fill cfg with defaults (all timeouts 0 = default, no handler). */
