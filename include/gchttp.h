@@ -26,5 +26,7 @@
 #include "gchttp/fileserver.h"
 #include "gchttp/form.h"
 #include "gchttp/cookie.h"
+#include "gchttp/watch.h"
+#include "gchttp/websocket.h"
 
 #endif

@@ -23,8 +23,11 @@ set -eu
 #   ci     + the rest of .ci/run: make fuzz (clang, libFuzzer's runtime), make lint
 #          (cppcheck, clang-tidy)
 # Add a package to the first list whose purpose needs it, and nowhere else.
-GH_DEB_BUILD="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check"
-GH_DEB_TEST="curl python3 python3-websockets guile-3.0 guile-3.0-dev"
+# nettle-dev, zlib1g-dev: WebSockets (handshake SHA-1/base64, permessage-deflate).
+GH_DEB_BUILD="build-essential gcc make autoconf automake libtool pkg-config libgc-dev check \
+nettle-dev zlib1g-dev"
+# nodejs (with npm): npm's ws client for tests/test-websocket (gh_node_ws installs it).
+GH_DEB_TEST="curl python3 python3-websockets nodejs guile-3.0 guile-3.0-dev"
 GH_DEB_CI="clang libclang-rt-14-dev cppcheck clang-tidy"
 # PACKAGE:COMMAND pairs: the package counts as present when COMMAND is on PATH however it
 # got there (node's npm from NodeSource conflicts with Debian's npm package).
@@ -151,8 +154,23 @@ gh_build() {
     gh_quiet make -j"$(nproc)"
 }
 
+# npm's ws into tests/ws/node_modules (git-ignored); without it tests/test-websocket
+# reports SKIP.
+gh_node_ws() {
+    if [ "${GH_SETUP_PURPOSE:-build}" = build ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        gh_log "warning: no npm: tests/test-websocket will SKIP its node cases"
+        return 0
+    fi
+    "$GH_ROOT/tests/ws/install-node-ws.sh" ||
+        gh_log "warning: npm install ws failed: tests/test-websocket will SKIP"
+}
+
 gh_setup() {
     gh_install_packages
+    gh_node_ws
     gh_build
 }
 

@@ -1,0 +1,142 @@
+/*
+ * gchttp/watch.h: serving a hijacked connection from an event loop, with callbacks.
+ *
+ * After gh_response_hijack() a program may hand the connection to gchttp's watch loop
+ * instead of keeping a thread per connection: the loop reads when the socket is
+ * readable and calls back with the bytes, writes what could not be written at once
+ * when the socket becomes writable, runs a per-connection timer and reports the end.
+ * An idle watched connection costs its gh_watch_t, the netconn and the descriptor:
+ * input is read into the loop's scratch buffer and only bytes a callback leaves
+ * unconsumed are kept (in a buffer released once drained); output is queued only when
+ * the kernel's send buffer is full, and the queue is released once written.
+ *
+ * The loop: one GC-registered thread with an epoll set, started on the first
+ * gh_watch_start (gh_watch_loop_threads() says how many exist). epoll carries only
+ * descriptor numbers; the connections live in the loop's connection table, which the
+ * collector traces.
+ *
+ * Callbacks run on the loop's thread, one at a time, and must not block: while one
+ * runs (or blocks), no other watched connection is read, written or timed. A callback
+ * that must wait (a database, a file) hands the work to another thread and answers with
+ * gh_watch_write from there. (The server's own loops hand a blocking handler's role to
+ * another thread; the watch loop does not yet.)
+ */
+#ifndef GCHTTP_WATCH_H
+#define GCHTTP_WATCH_H
+
+#include <sys/types.h>
+#include "common.h"
+#include "bufio.h"
+#include "hijack.h"
+#include "response.h"
+
+GH_BEGIN_DECLS
+
+/**
+ * A hijacked connection watched by the loop.
+ * Alloc:     gh_watch_start (GC object). No _free.
+ * Lifetime:  kept by the loop's connection table from gh_watch_start until the watch
+ *            ends (the closed callback has run) or is given back (gh_watch_stop); also
+ *            by whoever else holds it. The watch keeps its netconn, its callbacks'
+ *            `data` (traced: it may be a GC object) and its queued output alive.
+ * OS state:  the netconn's descriptor is the watch's: closed when the watch ends,
+ *            returned to the caller by gh_watch_stop.
+ * Threads:   callbacks on the loop's thread; gh_watch_write*, gh_watch_queued,
+ *            gh_watch_set_timer, gh_watch_close and gh_watch_abort from any thread
+ *            (writes from several threads are each written whole, in the order of
+ *            their calls); gh_watch_stop on the loop's thread only.
+ */
+typedef struct gh_watch_s gh_watch_t;
+
+/** Bytes arrived: p[0..n) are the connection's unconsumed input (bytes a previous
+ * call left, then the new ones). Return how many were consumed (<= n); the rest are
+ * kept and offered again, before newer bytes, on the next call. The callback may
+ * modify p[0..n) in place (unmasking, for instance). */
+typedef size_t (*gh_watch_read_fn)(gh_watch_t *w, char *p, size_t n, void *data);
+/** writable: output that had to be queued is now all written (after a short write).
+ * timer: the time set with gh_watch_set_timer has come (the timer is then unset). */
+typedef void (*gh_watch_event_fn)(gh_watch_t *w, void *data);
+/** The watch ended: err is 0 after gh_watch_close / gh_watch_abort, GH_EOF when the
+ * peer closed, or the read or write error (GH_ECONNRESET, GH_EPIPE...). The
+ * descriptor is closed. Called once, on the loop's thread; never after gh_watch_stop. */
+typedef void (*gh_watch_closed_fn)(gh_watch_t *w, int err, void *data);
+
+/** The callbacks of a watch. Any may be NULL (readable NULL: input is discarded). */
+typedef struct gh_watch_ops_s {
+    gh_watch_read_fn readable;
+    gh_watch_event_fn writable;
+    gh_watch_event_fn timer;
+    gh_watch_closed_fn closed;
+} gh_watch_ops_t;
+
+/**
+ * Start watching a hijacked connection. Bytes already buffered in r (the reader
+ * returned by the hijack: a first frame that came with the upgrade request) are
+ * taken from it and offered to `readable` first, on the loop's thread. Call it from
+ * the handler right after the hijack, or from any thread later.
+ * @param nc    the hijacked connection; from now on the watch's (do not read it)
+ * @param r     the hijack's reader, or NULL; it must not be used afterwards
+ * @param ops   callbacks, in storage that outlives the watch (usually static)
+ * @param data  passed to the callbacks (traced: a GC object is kept alive)
+ * @param[out] out  the watch
+ * @return 0; GH_EBADF if nc is closed; GH_ENOMEM; or the epoll error. On error the
+ *         connection is left to the caller, untouched.
+ */
+GH_EXTERN GH_WARN_UNUSED int gh_watch_start(gh_netconn_t *nc, gh_reader_t *r,
+                                            const gh_watch_ops_t *ops, void *data,
+                                            gh_watch_t **out) GH_NONNULL(1, 3, 5);
+
+/**
+ * Write n bytes, from any thread. What the socket takes at once is written now (only
+ * when nothing is queued before it, so order holds); the rest is copied to the queue
+ * and written by the loop. Never blocks.
+ * @return the bytes queued after this write (0: all written), the backpressure figure;
+ *         or GH_EBADF once the watch ended or is closing, or the write error.
+ */
+GH_EXTERN ssize_t gh_watch_write(gh_watch_t *w, const void *buf, size_t n) GH_NONNULL(1);
+/** Write two buffers as one (a header and a payload), as gh_watch_write. */
+GH_EXTERN ssize_t gh_watch_write2(gh_watch_t *w, const void *b1, size_t n1, const void *b2,
+                                  size_t n2) GH_NONNULL(1);
+/**
+ * Write bytes of a shared, immutable GC buffer without copying it: if they cannot all
+ * be written at once, the queue refers to `bytes` itself (for broadcast: one frame,
+ * many connections). `bytes` must be the start of a GC allocation (gh_bytes_new) that
+ * nobody modifies afterwards.
+ * @return as gh_watch_write.
+ */
+GH_EXTERN ssize_t gh_watch_write_shared(gh_watch_t *w, const void *bytes, size_t n)
+    GH_NONNULL(1, 2);
+/** Bytes queued and not yet written (any thread). */
+GH_EXTERN size_t gh_watch_queued(gh_watch_t *w) GH_NONNULL(1);
+/** Run the timer callback at `at` (absolute, gh_now() based); 0 unsets. Any thread. */
+GH_EXTERN void gh_watch_set_timer(gh_watch_t *w, gh_time_t at) GH_NONNULL(1);
+/** Close once the queued output is written (no more writes are accepted); the closed
+ * callback follows with 0. A peer that never reads keeps it open: bound it with a
+ * timer and gh_watch_abort. Any thread, idempotent. */
+GH_EXTERN void gh_watch_close(gh_watch_t *w) GH_NONNULL(1);
+/** Close now, dropping queued output; the closed callback follows with 0. */
+GH_EXTERN void gh_watch_abort(gh_watch_t *w) GH_NONNULL(1);
+/**
+ * Give the connection back (on the loop's thread, from one of this watch's callbacks):
+ * it is no longer watched, nothing is called any more, and the loop no longer keeps it.
+ * @param[out] nc  the connection
+ * @param[out] rw  a new reader holding the unconsumed input (and reading nc after it)
+ *                 and a new writer over nc; may be NULL if no input is pending
+ * @return 0; GH_EBUSY if output is still queued (wait for `writable`); GH_EINVAL off
+ *         the loop's thread; GH_EBADF if the watch already ended; GH_ENOMEM.
+ */
+GH_EXTERN GH_WARN_UNUSED int gh_watch_stop(gh_watch_t *w, gh_netconn_t **nc, gh_bufrw_t *rw)
+    GH_NONNULL(1, 2);
+/** The watched connection (for its addresses). */
+GH_EXTERN gh_netconn_t *gh_watch_netconn(gh_watch_t *w) GH_NONNULL(1);
+/** The callbacks' data. */
+GH_EXTERN void *gh_watch_data(gh_watch_t *w) GH_NONNULL(1);
+/** 1 on the loop's thread (where callbacks run). */
+GH_EXTERN int gh_watch_on_loop(void);
+/** Connections being watched now, and loop threads started (0 or 1 today). */
+GH_EXTERN size_t gh_watch_count(void);
+GH_EXTERN int gh_watch_loop_threads(void);
+
+GH_END_DECLS
+
+#endif
