@@ -711,12 +711,38 @@ START_TEST(test_longpoll_timeout_answers_204)
 }
 END_TEST
 
+/* ---- chat ----------------------------------------------------------------------------- */
+
+static void chat_setup(void)
+{
+    port = example_start(&srv, "chat", NULL, NULL);
+}
+
+START_TEST(test_chat_broadcasts_every_line_to_every_member)
+{
+    if (!py)
+        return; /* th_client noted it: the program ends SKIP */
+    char script[4096], sport[16];
+    const char *src = getenv("top_srcdir");
+    snprintf(script, sizeof script, "%s/tests/ws/wsclient.py", src && *src ? src : ".");
+    snprintf(sport, sizeof sport, "%d", port);
+    char *argv[] = {(char *)py, script, sport, "chat", "5", NULL};
+    child_t c;
+    ck_assert_int_eq(child_start(&c, argv), 0);
+    int rc = child_wait(&c, WAIT_MS);
+    ck_assert_msg(rc == 0, "wsclient chat: exit %d: %s", rc, c.ebuf);
+    ck_assert_str_eq(c.obuf, "ok\n");
+    const char *body = stats_until(port, "members", 0);
+    ck_assert_ptr_nonnull(body);
+}
+END_TEST
+
 /* ---- both ----------------------------------------------------------------------------- */
 
 START_TEST(test_examples_print_help)
 {
-    const char *names[] = {"websocket-echo", "longpoll", "fileserver"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"websocket-echo", "longpoll", "fileserver", "chat"};
+    for (int i = 0; i < 4; i++) {
         child_t c;
         char *argv[] = {(char *)example_path(names[i]), "--help", NULL};
         ck_assert_int_eq(child_start(&c, argv), 0);
@@ -787,6 +813,10 @@ Suite *test_suite(void)
 
     tc = tcase("longpoll timeout", lp_short_setup, ws_teardown);
     tcase_add_test(tc, test_longpoll_timeout_answers_204);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("chat", chat_setup, ws_teardown);
+    tcase_add_test(tc, test_chat_broadcasts_every_line_to_every_member);
     suite_add_tcase(s, tc);
 
     tc = tcase("help", NULL, NULL);

@@ -10,6 +10,8 @@ Scenarios (each prints "ok" and exits 0, or explains on stderr and exits 1):
   fragmented  messages sent as several frames come back whole
   ping        a ping with a payload is answered by a pong
   close       a close with code 4001 and a reason is echoed back
+  chat N      (examples/chat) N members join; each says one line; every member
+              receives every line, prefixed with its sender's address
   idle N      open N connections, print "open N", hold them idle until a line
               (or EOF) arrives on stdin, close them all, print "closed"
 Exit status 77: the websockets module cannot be imported.
@@ -100,6 +102,16 @@ async def close(port):
     check(ws.close_reason == "bye", "close reason %r" % ws.close_reason)
 
 
+async def chat(port, n):
+    members = [await connect(port) for _ in range(n)]
+    for i, ws in enumerate(members):
+        await ws.send("line %d" % i)
+    for ws in members:
+        got = sorted([(await ws.recv()).split("> ", 1)[1] for _ in range(n)])
+        check(got == sorted("line %d" % i for i in range(n)), "member got %r" % got)
+    await asyncio.gather(*(ws.close() for ws in members))
+
+
 async def idle(port, n):
     conns = []
     for start in range(0, n, 100):
@@ -123,6 +135,8 @@ def main():
                  "ping": ping, "close": close}
     if name == "idle":
         coro = idle(port, int(sys.argv[3]))
+    elif name == "chat":
+        coro = asyncio.wait_for(chat(port, int(sys.argv[3])), TIMEOUT)
     elif name in scenarios:
         coro = asyncio.wait_for(scenarios[name](port), TIMEOUT)
     else:
