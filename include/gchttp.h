@@ -28,5 +28,6 @@
 #include "gchttp/cookie.h"
 #include "gchttp/watch.h"
 #include "gchttp/websocket.h"
+#include "gchttp/multipart.h"
 
 #endif
