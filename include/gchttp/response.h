@@ -32,13 +32,15 @@ typedef struct gh_netconn_s gh_netconn_t;
 
 /** Set header name to value, replacing earlier values (name case-insensitive).
  * Copies both. After the header was written: GH_EBUSY.
- * @return 0, GH_EINVAL (bad name or a CR/LF/NUL in value), GH_ENOMEM, GH_EBUSY. */
+ * @return 0, GH_EINVAL (bad name or a CR/LF/NUL in value), GH_ENOMEM, GH_EBUSY,
+ * GH_EHIJACKED, GH_EHANDLERDONE. */
 GH_EXTERN int gh_response_header_set(gh_response_t *w, const char *name, const char *value)
     GH_NONNULL(1, 2, 3);
-/** Add a value for name, keeping earlier ones. */
+/** Add a value for name, keeping earlier ones. @return as gh_response_header_set. */
 GH_EXTERN int gh_response_header_add(gh_response_t *w, const char *name, const char *value)
     GH_NONNULL(1, 2, 3);
-/** Remove every value of name. @return the number removed. */
+/** Remove every value of name. @return the number removed (0 once the header was
+ * written). */
 GH_EXTERN int gh_response_header_del(gh_response_t *w, const char *name) GH_NONNULL(1, 2);
 /** The first value set for name (at most 1023 bytes of it), or NULL. The string is a
  * per-thread copy, valid until the next call of gh_response_header_get on the same
@@ -81,8 +83,8 @@ GH_EXTERN ssize_t gh_response_printf(gh_response_t *w, const char *fmt, ...)
 GH_EXTERN int gh_response_flush(gh_response_t *w) GH_NONNULL(1);
 
 /** Set a trailer field, sent after a chunked body (the response becomes chunked if it
- * was not committed yet). @return 0, GH_EINVAL, GH_EBUSY (already committed with a
- * Content-Length, or finished). */
+ * was not committed yet and declares no Content-Length). @return 0, GH_EINVAL, GH_ENOMEM,
+ * GH_EBUSY (already committed with a Content-Length), GH_EHIJACKED, GH_EHANDLERDONE. */
 GH_EXTERN int gh_response_trailer_set(gh_response_t *w, const char *name, const char *value)
     GH_NONNULL(1, 2, 3);
 
