@@ -326,7 +326,8 @@ void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blockin
         n = (int)strlen(buf);
     gh__server_count_request(c->server, 1);
     const char *body = strstr(buf, "\r\n\r\n");
-    log_access(c, "", "", status, body ? (int64_t)(buf + n - body - 4) : 0, 0, 0, 0);
+    if (gh__server_config(c->server)->access_log)
+        log_access(c, "", "", status, body ? (int64_t)(buf + n - body - 4) : 0, 0, 0, 0);
     if (blocking) {
         gh_fd_set_write_deadline(c->fd, gh_now() + GH_SEC);
         (void)gh_writer_flush(c->bufw);
@@ -486,14 +487,16 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
             req->body->closed = GH_EHANDLERDONE; /* one rule after return (request.h) */
         gh__close_notify_done(w);
         gh_ctx_cancel(c->ctx, GH_EHIJACKED);
-        log_response(c, req, w, now, 0);
+        if (cfg->access_log)
+            log_response(c, req, w, now, 0);
         return 0;
     }
     gh__server_watch(c, 0);
     __atomic_store_n(&c->body_pending, 0, __ATOMIC_RELEASE);
     int rc = gh__response_finish(w);
     unlend_write_slot(c, 0);
-    log_response(c, req, w, now, rc);
+    if (cfg->access_log)
+        log_response(c, req, w, now, rc);
     w->handler_done = 1;
     gh__request_cancel(req, GH_EHANDLERDONE);
     gh__close_notify_done(w);
