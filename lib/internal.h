@@ -182,9 +182,10 @@ struct gh_request_s {
     /* not traced */
     uint32_t n_fields, n_tfields;
     uint32_t target_off, proto_off;
-    uint32_t host_off, host_len; /* host value (in head) */
+    uint32_t host_off;      /* host value (a C string in head), 0: none. Its length is
+                             * not kept: the request stays in a 128-byte block */
+    int cancel_reason;      /* atomic; set before ctx exists too (here: no padding) */
     int64_t content_length; /* -1 chunked */
-    int cancel_reason;      /* atomic; set before ctx exists too */
     uint8_t method_off;     /* after at most 16 skipped CRLFs */
     uint8_t major, minor;
     uint8_t chunked;

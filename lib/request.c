@@ -155,7 +155,6 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
         if (nl == 4 && gh__token_eq(name, nl, "host")) {
             n_host++;
             r->host_off = f->value_off;
-            r->host_len = f->value_len;
             if (!valid_host(val, vl)) {
                 *status = 400;
                 *why = "malformed Host header";
@@ -221,6 +220,7 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
     else
         r->want_close = conn_close;
     int host_in_target = 0;
+    size_t host_len = 0;
     if (h.form == GH__TARGET_ABSOLUTE) {
         /* absolute-form: the authority of the target is the host, and a Host field is
          * ignored (RFC 9112 §3.2.2; Go: req.Host = req.URL.Host). */
@@ -240,7 +240,7 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
                 }
             if (k) {
                 r->host_off = (uint32_t)(a - head);
-                r->host_len = (uint32_t)k;
+                host_len = k;
                 host_in_target = 1;
             }
         }
@@ -257,7 +257,7 @@ gh_request_t *gh__request_new(gh_conn_t *c, const char *p, size_t len, int *stat
     }
     if (host_in_target) {
         /* The authority is inside the target string: give it its own copy. */
-        char *hc = gh_strndup(head + r->host_off, r->host_len);
+        char *hc = gh_strndup(head + r->host_off, host_len);
         if (!hc)
             return NULL;
         r->host_copy = hc;
@@ -322,7 +322,7 @@ const char *gh_request_host(const gh_request_t *r)
 {
     if (r->host_copy)
         return r->host_copy;
-    return r->host_len ? GH__REQ_HEAD(r) + r->host_off : "";
+    return r->host_off ? GH__REQ_HEAD(r) + r->host_off : "";
 }
 
 static const char *find_field(const char *base, const gh__hfield_t *f, size_t n, const char *name)
