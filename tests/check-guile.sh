@@ -29,7 +29,8 @@ fi
 # freshly built libgchttp instead.
 LD_LIBRARY_PATH="$top_builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 GUILE_EXTENSIONS_PATH="$top_builddir/bindings/guile/.libs"
-export LD_LIBRARY_PATH GUILE_EXTENSIONS_PATH
+GUILE_LOAD_COMPILED_PATH="$top_builddir/bindings/guile"
+export LD_LIBRARY_PATH GUILE_EXTENSIONS_PATH GUILE_LOAD_COMPILED_PATH
 GUILE_AUTO_COMPILE=0
 export GUILE_AUTO_COMPILE
 

@@ -36,9 +36,16 @@
 #endif
 #include <gc/gc.h>
 #include <libguile.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include <gchttp.h>
 
@@ -51,11 +58,27 @@ static size_t obj_displacement;
 
 /* ---- errors -------------------------------------------------------------------------- */
 
+/* Raise a &gchttp-error condition (defined in gchttp.scm): origin who, the readable
+ * message of code, and the code's name (GH_EADDRINUSE...) as its `code` field. */
 static void gh_guile_error(const char *who, int code)
 {
-    scm_error(scm_from_utf8_symbol("gchttp-error"), who, "~A (~A)",
-              scm_list_2(scm_from_utf8_string(gh_strerror(code)), scm_from_int(code)),
-              scm_list_1(scm_from_int(code)));
+    static SCM raise_var = SCM_BOOL_F;
+    if (scm_is_false(raise_var))
+        raise_var = scm_permanent_object(scm_c_private_variable("gchttp", "%raise-gchttp-error"));
+    scm_call_3(scm_variable_ref(raise_var), scm_from_utf8_symbol(who),
+               scm_from_utf8_symbol(gh_err_name(code)), scm_from_utf8_string(gh_strerror(code)));
+    abort(); /* not reached: the procedure raises */
+}
+
+/* The same for a misuse the library does not number (a request used too late...). */
+static void gh_guile_misuse(const char *who, const char *msg)
+{
+    static SCM raise_var = SCM_BOOL_F;
+    if (scm_is_false(raise_var))
+        raise_var = scm_permanent_object(scm_c_private_variable("gchttp", "%raise-gchttp-error"));
+    scm_call_3(scm_variable_ref(raise_var), scm_from_utf8_symbol(who), SCM_BOOL_F,
+               scm_from_utf8_string(msg));
+    abort();
 }
 
 /* ---- server ---------------------------------------------------------------------------- */
@@ -67,7 +90,7 @@ static gh_server_t *server_ptr(SCM srv, const char *who)
     scm_assert_foreign_object_type(server_type, srv);
     gh_server_t *s = scm_foreign_object_ref(srv, SRV_PTR);
     if (!s)
-        scm_misc_error(who, "server is not started", SCM_EOL);
+        gh_guile_misuse(who, "server is not started");
     return s;
 }
 
@@ -82,7 +105,7 @@ static gh_request_t *req_r(SCM req, const char *who)
     scm_assert_foreign_object_type(request_type, req);
     gh_request_t *r = scm_foreign_object_ref(req, REQ_R);
     if (!r)
-        scm_misc_error(who, "request used after its handler returned", SCM_EOL);
+        gh_guile_misuse(who, "request used after its handler returned");
     return r;
 }
 
@@ -91,7 +114,7 @@ static gh_response_t *req_w(SCM req, const char *who)
     scm_assert_foreign_object_type(request_type, req);
     gh_response_t *w = scm_foreign_object_ref(req, REQ_W);
     if (!w)
-        scm_misc_error(who, "request used after its handler returned", SCM_EOL);
+        gh_guile_misuse(who, "request used after its handler returned");
     return w;
 }
 
@@ -353,10 +376,10 @@ static SCM call_body(void *data)
     } else if (scm_is_true(scm_list_p(res)) && scm_ilength(res) == 3) {
         respond(c->w, scm_car(res), scm_cadr(res), scm_caddr(res));
     } else {
-        scm_misc_error("gchttp handler",
-                       "handler must return (values status headers body) or a list "
-                       "(status headers body), got ~S",
-                       scm_list_1(res));
+        scm_error(scm_from_utf8_symbol("wrong-type-arg"), "gchttp handler",
+                  "handler must return (values status headers body) or a list "
+                  "(status headers body), got ~S",
+                  scm_list_1(res), scm_list_1(res));
     }
     return SCM_UNSPECIFIED;
 }
@@ -368,10 +391,7 @@ static SCM call_error(void *data, SCM key, SCM args)
     struct call *c = data;
     SCM port = scm_current_error_port();
     scm_puts("gchttp: handler error: ", port);
-    scm_write(key, port);
-    scm_puts(" ", port);
-    scm_write(args, port);
-    scm_newline(port);
+    scm_call_4(scm_c_public_ref("guile", "print-exception"), port, SCM_BOOL_F, key, args);
     if (!scm_foreign_object_signed_ref(c->req, REQ_HIJACKED) && gh_response_status(c->w) == 0) {
         gh_response_header_set(c->w, "Content-Type", "text/plain; charset=utf-8");
         gh_response_write_header(c->w, 500);
@@ -495,6 +515,521 @@ static SCM collect(SCM n)
     return SCM_UNSPECIFIED;
 }
 
+/* ---- the run-server back end: requests handed to Scheme threads ------------------------
+ *
+ * (web server gchttp) keeps run-server's model: the handler runs on the Scheme thread
+ * that asks for the next request (the thread that called run-server, or one of the
+ * #:threads loops). A gchttp pool thread that has read a request head queues it here
+ * and waits, outside Guile, until a Scheme thread has written the response (response.h:
+ * "one other thread at a time while the handler waits for it"). The wait is a
+ * gh_ctx_wait, so a request held on the poller's thread hands the poller's role on at
+ * once. Scheme threads wait for the queue on an eventfd with scm_std_select, which
+ * returns early for Guile's asyncs (SIGINT for run-server), so run-server stays
+ * interruptible. */
+
+enum { BC_QUEUED, BC_CLAIMED, BC_FINISHED };
+
+/* One request on its way through Scheme.
+ * Alloc:     gh_obj_new in the pool thread's handler, one per request.
+ * Lifetime:  the queue or the in-flight list, the pool thread's stack, and the Scheme
+ *            client object while a Scheme thread serves it. w and r are cleared when
+ *            the Scheme side finishes, so a client object kept by a program reaches
+ *            nothing of the server's.
+ * Threads:   state, next: under the back end's mu. w, r: the claiming Scheme thread. */
+struct bclient {
+    gh_response_t *w;
+    gh_request_t *r;
+    gh_ctx_t *done;        /* cancelled when the Scheme side is finished */
+    struct bclient *next;  /* queue or in-flight list */
+    int state;
+    int hijacked;
+};
+static const size_t bclient_ptrs[] = {offsetof(struct bclient, w), offsetof(struct bclient, r),
+                                      offsetof(struct bclient, done),
+                                      offsetof(struct bclient, next)};
+static gh_type_t bclient_type = GH_TYPE_INIT("guile-client", struct bclient, bclient_ptrs);
+
+/* The back end's server.
+ * Alloc:     gh_obj_new by %gchttp-open.
+ * Lifetime:  the Scheme server object, and the gchttp server (its handler_data).
+ * OS state:  efd, closed by %gchttp-close (a finalizer closes it as a backstop).
+ * Threads:   queue fields under mu; s is set once before the server starts. */
+struct bsrv {
+    gh_server_t *s;
+    struct bclient *head, *tail; /* waiting for a Scheme thread */
+    struct bclient *inflight;    /* claimed, not finished */
+    pthread_mutex_t mu;
+    int efd;                     /* readable while the queue is not empty */
+    int closing;
+    size_t body_limit;           /* 0: none */
+};
+static const size_t bsrv_ptrs[] = {offsetof(struct bsrv, s), offsetof(struct bsrv, head),
+                                   offsetof(struct bsrv, tail), offsetof(struct bsrv, inflight)};
+static void bsrv_finalize(void *o)
+{
+    struct bsrv *b = o;
+    if (b->efd >= 0)
+        close(b->efd);
+}
+static gh_type_t bsrv_type = {"guile-backend", sizeof(struct bsrv), bsrv_ptrs,
+                              sizeof bsrv_ptrs / sizeof bsrv_ptrs[0], 0, bsrv_finalize,
+                              0, 0, 0, 0, 0, 0};
+
+static SCM bsrv_type_scm, bclient_type_scm;
+
+static void efd_set(int fd)
+{
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+static void efd_clear(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+/* The pool thread's handler: queue the request, wait until Scheme is done with it. */
+static void b_handler(gh_response_t *w, gh_request_t *r, void *data)
+{
+    struct bsrv *b = data;
+    struct bclient *c = gh_obj_new(&bclient_type);
+    gh_ctx_t *done = gh_ctx_new(NULL);
+    if (!c || !done) {
+        gh_response_write_header(w, 503);
+        return;
+    }
+    c->w = w;
+    c->r = r;
+    c->done = done;
+    pthread_mutex_lock(&b->mu);
+    if (b->closing) {
+        pthread_mutex_unlock(&b->mu);
+        gh_response_close_after(w);
+        gh_response_write_header(w, 503);
+        return;
+    }
+    if (b->tail)
+        b->tail->next = c;
+    else {
+        b->head = c;
+        efd_set(b->efd);
+    }
+    b->tail = c;
+    pthread_mutex_unlock(&b->mu);
+    (void)gh_ctx_wait(done, 0);
+}
+
+static struct bsrv *bsrv_of(SCM srv, const char *who)
+{
+    scm_assert_foreign_object_type(bsrv_type_scm, srv);
+    struct bsrv *b = scm_foreign_object_ref(srv, 0);
+    if (!b)
+        gh_guile_misuse(who, "server is closed");
+    return b;
+}
+
+static struct bclient *bclient_of(SCM cl)
+{
+    scm_assert_foreign_object_type(bclient_type_scm, cl);
+    return scm_foreign_object_ref(cl, 0);
+}
+
+/* w and r of a client still being served, or a condition. */
+static struct bclient *bclient_live(SCM cl, const char *who)
+{
+    struct bclient *c = bclient_of(cl);
+    if (!c->w)
+        gh_guile_misuse(who, "request used after its response was sent");
+    return c;
+}
+
+static gh_time_t opt_duration(SCM alist, const char *key)
+{
+    SCM v = scm_assq_ref(alist, scm_from_utf8_symbol(key));
+    if (scm_is_false(v))
+        return 0;
+    if (scm_is_eq(v, scm_from_utf8_symbol("none")))
+        return -1;
+    double sec = scm_to_double(v);
+    if (sec <= 0)
+        return -1;
+    return (gh_time_t)(sec * 1e9);
+}
+
+static long opt_long(SCM alist, const char *key, long dflt)
+{
+    SCM v = scm_assq_ref(alist, scm_from_utf8_symbol(key));
+    return scm_is_false(v) ? dflt : scm_to_long(v);
+}
+
+/* (%gchttp-open options) -> server. options: an alist of
+ * (addr . "host:port" | "unix:/path"), (host . h) (port . p), (fd . listening-fd),
+ * (read-header-timeout . s) (read-timeout . s) (write-timeout . s) (idle-timeout . s),
+ * (max-header-bytes . n) (max-body-drain . n) (workers . n) (body-limit . n)
+ * (keep-alive? . #f). */
+static SCM b_open(SCM opts)
+{
+    const char *who = "gchttp-open";
+    struct bsrv *b = gh_obj_new(&bsrv_type);
+    if (!b)
+        gh_guile_error(who, GH_ENOMEM);
+    b->efd = -1;
+    pthread_mutex_init(&b->mu, NULL);
+    b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (b->efd < 0)
+        gh_guile_error(who, -errno);
+    b->body_limit = (size_t)opt_long(opts, "body-limit", 0);
+
+    gh_server_config_t cfg;
+    gh_server_config_init(&cfg);
+    cfg.handler = b_handler;
+    cfg.handler_data = b;
+    cfg.read_header_timeout = opt_duration(opts, "read-header-timeout");
+    cfg.read_timeout = opt_duration(opts, "read-timeout");
+    cfg.write_timeout = opt_duration(opts, "write-timeout");
+    cfg.idle_timeout = opt_duration(opts, "idle-timeout");
+    cfg.handoff_timeout = opt_duration(opts, "handoff-timeout");
+    cfg.max_header_bytes = (size_t)opt_long(opts, "max-header-bytes", 0);
+    cfg.max_body_drain = (size_t)opt_long(opts, "max-body-drain", 0);
+    cfg.max_workers = (int)opt_long(opts, "workers", 0);
+    if (scm_is_eq(scm_assq_ref(opts, scm_from_utf8_symbol("keep-alive?")), SCM_BOOL_F) &&
+        scm_is_true(scm_assq(scm_from_utf8_symbol("keep-alive?"), opts)))
+        cfg.disable_keepalive = 1;
+
+    gh_server_t *s = NULL;
+    int rc = gh_server_new(&s, &cfg);
+    if (rc < 0)
+        gh_guile_error(who, rc);
+    b->s = s;
+    SCM fd = scm_assq_ref(opts, scm_from_utf8_symbol("fd"));
+    SCM addr = scm_assq_ref(opts, scm_from_utf8_symbol("addr"));
+    if (scm_is_true(fd)) {
+        int d = dup(scm_to_int(fd));
+        rc = d < 0 ? -errno : gh_server_listen_fd(s, d);
+        if (rc < 0 && d >= 0)
+            close(d);
+    } else if (scm_is_true(addr)) {
+        char *a = scm_to_utf8_string(addr);
+        rc = gh_server_listen_addr(s, a);
+        free(a);
+    } else {
+        SCM host = scm_assq_ref(opts, scm_from_utf8_symbol("host"));
+        char *h = scm_is_true(host) ? scm_to_utf8_string(host) : NULL;
+        rc = gh_server_listen(s, h ? h : "127.0.0.1", (int)opt_long(opts, "port", 8080));
+        free(h);
+    }
+    if (rc == 0)
+        rc = gh_server_start(s);
+    if (rc < 0) {
+        scm_without_guile(close_without_guile, s);
+        close(b->efd);
+        b->efd = -1;
+        gh_guile_error(who, rc);
+    }
+    return scm_make_foreign_object_1(bsrv_type_scm, b);
+}
+
+static SCM b_port(SCM srv)
+{
+    int p = gh_server_port(bsrv_of(srv, "gchttp-server-port")->s, 0);
+    if (p < 0)
+        gh_guile_error("gchttp-server-port", p);
+    return scm_from_int(p);
+}
+
+static struct bclient *b_pop(struct bsrv *b)
+{
+    struct bclient *c = b->head;
+    if (c) {
+        b->head = c->next;
+        if (!b->head) {
+            b->tail = NULL;
+            efd_clear(b->efd);
+        }
+        c->state = BC_CLAIMED;
+        c->next = b->inflight;
+        b->inflight = c;
+    }
+    return c;
+}
+
+/* (%gchttp-next server [timeout-seconds]) -> the next client, or #f when the server is
+ * closed or the timeout passed. Blocks; Guile's asyncs (SIGINT) run meanwhile. */
+static SCM b_next(SCM srv, SCM timeout)
+{
+    struct bsrv *b = bsrv_of(srv, "gchttp-read");
+    gh_time_t deadline = 0;
+    if (!SCM_UNBNDP(timeout) && scm_is_true(timeout))
+        deadline = gh_now() + (gh_time_t)(scm_to_double(timeout) * 1e9);
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        struct bclient *c = b->closing ? NULL : b_pop(b);
+        int closing = b->closing;
+        pthread_mutex_unlock(&b->mu);
+        if (c)
+            return scm_make_foreign_object_1(bclient_type_scm, c);
+        if (closing)
+            return SCM_BOOL_F;
+        struct timeval tv, *tvp = NULL;
+        if (deadline) {
+            gh_time_t left = deadline - gh_now();
+            if (left <= 0)
+                return SCM_BOOL_F;
+            tv.tv_sec = (time_t)(left / GH_SEC);
+            tv.tv_usec = (suseconds_t)((left % GH_SEC) / 1000);
+            tvp = &tv;
+        }
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(b->efd, &rd);
+        if (scm_std_select(b->efd + 1, &rd, NULL, NULL, tvp) < 0 && errno != EINTR)
+            gh_guile_error("gchttp-read", -errno);
+        scm_async_tick(); /* run pending asyncs: SIGINT throws 'interrupt from here */
+    }
+}
+
+/* Finish a client: its pool thread returns and completes the response. */
+static void b_finish(struct bsrv *b, struct bclient *c)
+{
+    pthread_mutex_lock(&b->mu);
+    int was = c->state;
+    if (was == BC_CLAIMED) {
+        c->state = BC_FINISHED;
+        for (struct bclient **pp = &b->inflight; *pp; pp = &(*pp)->next)
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+        c->next = NULL;
+    }
+    pthread_mutex_unlock(&b->mu);
+    c->w = NULL;
+    c->r = NULL;
+    if (was == BC_CLAIMED)
+        gh_ctx_cancel(c->done, GH_ECANCELED);
+}
+
+static SCM b_client_finish(SCM srv, SCM cl)
+{
+    struct bclient *c = bclient_of(cl);
+    struct bsrv *b = scm_foreign_object_ref(srv, 0);
+    if (b && c->w)
+        b_finish(b, c);
+    return SCM_UNSPECIFIED;
+}
+
+/* The parsed head in one call: #(method target major minor headers remote-addr
+ * content-length chunked? has-content-length?), headers as ((lower-case-symbol .
+ * "value") ...) in received order. Values and target are Latin-1, as Guile's own
+ * reader decodes them. */
+static SCM b_head(SCM cl)
+{
+    struct bclient *c = bclient_live(cl, "gchttp-request-head");
+    gh_request_t *r = c->r;
+    size_t n = gh_request_header_count(r);
+    SCM hs = SCM_EOL;
+    int has_cl = 0;
+    for (size_t i = n; i-- > 0;) {
+        const char *name, *value;
+        if (gh_request_header_at(r, i, &name, &value) != 0)
+            continue;
+        char low[64];
+        size_t len = strlen(name);
+        SCM sym;
+        if (len < sizeof low) {
+            for (size_t k = 0; k < len; k++)
+                low[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
+            sym = scm_from_latin1_symboln(low, len);
+        } else {
+            sym = scm_string_to_symbol(scm_string_downcase(scm_from_latin1_string(name)));
+        }
+        if (len == 14 && strcmp(low, "content-length") == 0)
+            has_cl = 1;
+        hs = scm_cons(scm_cons(sym, scm_from_latin1_string(value)), hs);
+    }
+    SCM v = scm_c_make_vector(9, SCM_BOOL_F);
+    scm_c_vector_set_x(v, 0, scm_from_latin1_string(gh_request_method(r)));
+    scm_c_vector_set_x(v, 1, scm_from_latin1_string(gh_request_target(r)));
+    scm_c_vector_set_x(v, 2, scm_from_int(gh_request_proto_major(r)));
+    scm_c_vector_set_x(v, 3, scm_from_int(gh_request_proto_minor(r)));
+    scm_c_vector_set_x(v, 4, hs);
+    scm_c_vector_set_x(v, 5, str_or_false(gh_request_remote_addr(r)));
+    scm_c_vector_set_x(v, 6, scm_from_int64(gh_request_content_length(r)));
+    scm_c_vector_set_x(v, 7, scm_from_bool(gh_request_is_chunked(r)));
+    scm_c_vector_set_x(v, 8, scm_from_bool(has_cl));
+    return v;
+}
+
+/* (%gchttp-body-read! client bv start count) -> bytes read, 0 at the end of the body. */
+static SCM b_body_read_x(SCM cl, SCM bv, SCM start, SCM count)
+{
+    const char *who = "gchttp-body-read";
+    struct bclient *c = bclient_live(cl, who);
+    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
+    size_t s = scm_to_size_t(start), n = scm_to_size_t(count);
+    if (s > len || n > len - s)
+        scm_out_of_range(who, count);
+    if (n == 0)
+        return scm_from_int(0);
+    ssize_t got = gh_request_read(c->r, (char *)SCM_BYTEVECTOR_CONTENTS(bv) + s, n);
+    if (got < 0)
+        gh_guile_error(who, (int)got);
+    return scm_from_ssize_t(got);
+}
+
+/* (%gchttp-respond-head client status headers close?) headers: (("Name" . "value")...). */
+static SCM b_head_x(SCM cl, SCM status, SCM headers, SCM close_p)
+{
+    const char *who = "gchttp-write";
+    struct bclient *c = bclient_live(cl, who);
+    set_headers(c->w, headers, who);
+    if (scm_is_true(close_p))
+        gh_response_close_after(c->w);
+    int rc = gh_response_write_header(c->w, scm_to_int(status));
+    if (rc < 0 && rc != GH_EBUSY)
+        gh_guile_error(who, rc);
+    return SCM_UNSPECIFIED;
+}
+
+/* (%gchttp-body-write! client bv start count) -> count. */
+static SCM b_body_write_x(SCM cl, SCM bv, SCM start, SCM count)
+{
+    const char *who = "gchttp-write";
+    struct bclient *c = bclient_live(cl, who);
+    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
+    size_t s = scm_to_size_t(start), n = scm_to_size_t(count);
+    if (s > len || n > len - s)
+        scm_out_of_range(who, count);
+    if (n == 0)
+        return scm_from_int(0);
+    ssize_t rc = gh_response_write(c->w, (const char *)SCM_BYTEVECTOR_CONTENTS(bv) + s, n);
+    if (rc < 0)
+        gh_guile_error(who, (int)rc);
+    return scm_from_size_t(n);
+}
+
+static SCM b_flush(SCM cl)
+{
+    struct bclient *c = bclient_live(cl, "gchttp-flush");
+    int rc = gh_response_flush(c->w);
+    if (rc < 0)
+        gh_guile_error("gchttp-flush", rc);
+    return SCM_UNSPECIFIED;
+}
+
+static SCM b_status(SCM cl)
+{
+    struct bclient *c = bclient_of(cl);
+    return c->w ? scm_from_int(gh_response_status(c->w)) : SCM_BOOL_F;
+}
+
+/* (%gchttp-client-hijack client) -> conn (the (gchttp) conn type). */
+static SCM b_hijack(SCM cl)
+{
+    const char *who = "hijack-connection";
+    struct bclient *c = bclient_live(cl, who);
+    gh_netconn_t *nc = NULL;
+    gh_bufrw_t rw = {0};
+    int rc = gh_response_hijack(c->w, &nc, &rw);
+    if (rc < 0)
+        gh_guile_error(who, rc);
+    c->hijacked = 1;
+    void *slots[CONN_NSLOTS] = {nc, rw.r, rw.w};
+    return scm_make_foreign_object_n(conn_type, CONN_NSLOTS, slots);
+}
+
+static SCM b_hijacked_p(SCM cl)
+{
+    return scm_from_bool(bclient_of(cl)->hijacked);
+}
+
+static void *ctx_wait_without_guile(void *p)
+{
+    void **a = p;
+    return (void *)(intptr_t)gh_ctx_wait(a[0], *(gh_time_t *)a[1]);
+}
+
+/* (%gchttp-close-notify-wait client seconds-or-#f) -> #t once the client went away, #f on
+ * timeout. */
+static SCM b_close_notify_wait(SCM cl, SCM timeout)
+{
+    const char *who = "close-notify-wait";
+    struct bclient *c = bclient_live(cl, who);
+    gh_ctx_t *ctx = gh_response_close_notify(c->w);
+    if (!ctx)
+        gh_guile_error(who, GH_ENOMEM);
+    gh_time_t deadline = 0;
+    if (scm_is_true(timeout)) {
+        deadline = gh_now() + (gh_time_t)(scm_to_double(timeout) * 1e9);
+        if (deadline <= 0)
+            deadline = 1;
+    }
+    void *args[2] = {ctx, &deadline};
+    int reason = (int)(intptr_t)scm_without_guile(ctx_wait_without_guile, args);
+    return scm_from_bool(reason != 0);
+}
+
+/* (%gchttp-close-notify-fd client) -> a new descriptor (dup of the close-notify eventfd)
+ * that becomes readable when the client goes away; the caller owns it. */
+static SCM b_close_notify_fd(SCM cl)
+{
+    const char *who = "close-notify-port";
+    struct bclient *c = bclient_live(cl, who);
+    int fd = gh_response_close_notify_fd(c->w);
+    if (fd < 0)
+        gh_guile_error(who, fd);
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        gh_guile_error(who, -errno);
+    return scm_from_int(d);
+}
+
+/* (%gchttp-probe client) -> a probe on the client's C request and response. */
+static SCM b_probe(SCM cl)
+{
+    const char *who = "gchttp-probe";
+    struct bclient *c = bclient_live(cl, who);
+    gh_probe_t *pr = gh_probe_new(c->r);
+    gh_probe_t *pw = gh_probe_new(c->w);
+    if (!pr || !pw)
+        gh_guile_error(who, GH_ENOMEM);
+    void *slots[PROBE_NSLOTS] = {pr, pw};
+    return scm_make_foreign_object_n(probe_type, PROBE_NSLOTS, slots);
+}
+
+/* Close: queued requests are answered 503 by their pool threads, in-flight ones are
+ * released (their later writes fail), then the server closes outside Guile mode. */
+static SCM b_close(SCM srv)
+{
+    scm_assert_foreign_object_type(bsrv_type_scm, srv);
+    struct bsrv *b = scm_foreign_object_ref(srv, 0);
+    if (!b)
+        return SCM_UNSPECIFIED;
+    scm_foreign_object_set_x(srv, 0, NULL);
+    pthread_mutex_lock(&b->mu);
+    b->closing = 1;
+    struct bclient *q = b->head, *f = b->inflight;
+    b->head = b->tail = b->inflight = NULL;
+    efd_set(b->efd); /* wake every waiting Scheme thread: they see closing */
+    pthread_mutex_unlock(&b->mu);
+    for (struct bclient *c = q, *nx; c; c = nx) {
+        nx = c->next;
+        c->state = BC_FINISHED;
+        gh_response_close_after(c->w);
+        gh_response_write_header(c->w, 503);
+        gh_ctx_cancel(c->done, GH_ECANCELED);
+    }
+    for (struct bclient *c = f, *nx; c; c = nx) {
+        nx = c->next;
+        c->state = BC_FINISHED;
+        gh_ctx_cancel(c->done, GH_ECANCELED);
+    }
+    scm_without_guile(close_without_guile, b->s);
+    return SCM_UNSPECIFIED;
+}
+
 /* ---- init ------------------------------------------------------------------------------ */
 
 struct disp_probe {
@@ -540,6 +1075,10 @@ void init_gchttp(void)
     scm_permanent_object(request_type);
     scm_permanent_object(conn_type);
     scm_permanent_object(probe_type);
+    static const char *const bsrv_slots[] = {"backend"};
+    static const char *const bclient_slots[] = {"client"};
+    bsrv_type_scm = scm_permanent_object(make_type("gchttp-backend", 1, bsrv_slots));
+    bclient_type_scm = scm_permanent_object(make_type("gchttp-client", 1, bclient_slots));
 
     scm_c_define_gsubr("gchttp-serve", 3, 1, 0, serve);
     scm_c_define_gsubr("gchttp-server-port", 1, 0, 0, server_port);
@@ -562,4 +1101,22 @@ void init_gchttp(void)
     scm_c_define_gsubr("gchttp-conn-remote-addr", 1, 0, 0, conn_remote_addr);
     scm_c_define_gsubr("gchttp-gc-info", 0, 0, 0, gc_info);
     scm_c_define_gsubr("gchttp-gc-collect", 0, 1, 0, collect);
+
+    /* The run-server back end's primitives, used by (web server gchttp). */
+    scm_c_define_gsubr("%gchttp-open", 1, 0, 0, b_open);
+    scm_c_define_gsubr("%gchttp-port", 1, 0, 0, b_port);
+    scm_c_define_gsubr("%gchttp-next", 1, 1, 0, b_next);
+    scm_c_define_gsubr("%gchttp-finish", 2, 0, 0, b_client_finish);
+    scm_c_define_gsubr("%gchttp-head", 1, 0, 0, b_head);
+    scm_c_define_gsubr("%gchttp-body-read!", 4, 0, 0, b_body_read_x);
+    scm_c_define_gsubr("%gchttp-respond-head!", 4, 0, 0, b_head_x);
+    scm_c_define_gsubr("%gchttp-body-write!", 4, 0, 0, b_body_write_x);
+    scm_c_define_gsubr("%gchttp-flush", 1, 0, 0, b_flush);
+    scm_c_define_gsubr("%gchttp-status", 1, 0, 0, b_status);
+    scm_c_define_gsubr("%gchttp-hijack", 1, 0, 0, b_hijack);
+    scm_c_define_gsubr("%gchttp-hijacked?", 1, 0, 0, b_hijacked_p);
+    scm_c_define_gsubr("%gchttp-close-notify-wait", 2, 0, 0, b_close_notify_wait);
+    scm_c_define_gsubr("%gchttp-close-notify-fd", 1, 0, 0, b_close_notify_fd);
+    scm_c_define_gsubr("%gchttp-probe", 1, 0, 0, b_probe);
+    scm_c_define_gsubr("%gchttp-close", 1, 0, 0, b_close);
 }
