@@ -16,7 +16,7 @@
   #:use-module (gchttp)
   #:use-module ((web server) #:select (define-server-impl lookup-server-impl
                                        open-server close-server serve-one-client
-                                       server-impl? server-impl-name)
+                                       sanitize-response server-impl? server-impl-name)
                 #:prefix guile:)
   #:use-module ((web server) #:select (define-server-impl))
   #:use-module (web request)
@@ -465,7 +465,7 @@ them alive: (gchttp-probe-collected? probe) becomes #t once the collector found 
 unreachable.  For tests."
   (%gchttp-probe (client-c (client-of request 'request-probe))))
 
-;;; ---- run-server, with #:threads ------------------------------------------------------
+;;; ---- run-server: Guile's, with a leaner loop for 'gchttp and #:threads -------------------
 
 (define (gchttp-impl? impl)
   (or (eq? impl 'gchttp) (eq? impl gchttp)))
@@ -476,33 +476,96 @@ unreachable.  For tests."
           ((eq? (car p) #:threads) (cadr p))
           (else (lp (cddr p))))))
 
-(define* (run-server handler #:optional (impl 'http) (open-params '()) . state)
-  "Guile's run-server (see (web server)), plus #:threads for the 'gchttp back end:
-(run-server handler 'gchttp '(#:port 8080 #:threads 16)) runs 16 Scheme threads, each
-reading a request, calling HANDLER and writing its response as run-server does, so up
-to 16 handlers run at once.  HANDLER must then be safe to run concurrently, and each
-thread keeps its own STATE (the extra values a handler returns).  Without #:threads,
-or with another back end, this is Guile's run-server unchanged."
-  (let ((n (and (gchttp-impl? impl) (threads-param open-params))))
-    (if (and n (exact-integer? n) (> n 1))
-        (run-server/threads handler open-params state n)
-        (apply (@ (web server) run-server) handler impl open-params state))))
+(define (report-error who key args stack)
+  "Print an error the loop recovered from, once, with its backtrace (as run-server's
+call-with-error-handling does in batch mode)."
+  (let ((port (current-error-port)))
+    (format port "~a: an error, answered and logged:~%" who)
+    (when stack
+      (display-backtrace stack port))
+    (print-exception port (and stack (stack-ref stack 0)) key args)
+    (force-output port)))
 
-(define (run-server/threads handler open-params state n)
+(define (call-recovering who thunk on-error)
+  "Call THUNK; if it raises (other than 'quit or 'interrupt, which pass), report the
+error with the stack where it was raised and return (ON-ERROR)."
+  (let ((tag (make-prompt-tag "gchttp-error")))
+    (call-with-prompt tag
+      (lambda ()
+        (with-throw-handler #t
+          thunk
+          (lambda (key . args)
+            (unless (memq key '(quit interrupt))
+              (report-error who key args (make-stack #t 2))
+              (abort-to-prompt tag)))))
+      (lambda (k) (on-error)))))
+
+(define (call-handler handler request body state)
+  "Call HANDLER as run-server's handle-request does, under a default prompt."
+  (call-with-prompt (default-prompt-tag)
+    (lambda () (apply handler request body state))
+    (lambda (k proc) (call-handler (lambda _ (proc k)) request body '()))))
+
+(define (serve-one handler server state)
+  "Read one request, call HANDLER, write the response, return the new state: the steps
+of run-server's serve-one-client, with the same error answers (a handler's error is
+logged once and answered 500), recovering from errors without
+call-with-error-handling's per-call cost."
+  (call-with-values (lambda () (gchttp-read server))
+    (lambda (client request body)
+      (if (not client)
+          state
+          (call-with-values
+              (lambda ()
+                (call-recovering
+                 "gchttp handler"
+                 (lambda ()
+                   (call-with-values (lambda () (call-handler handler request body state))
+                     (lambda (response body . state)
+                       (call-with-values (lambda () (guile:sanitize-response request response body))
+                         (lambda (response body) (values response body state))))))
+                 (lambda () (values (build-response #:code 500) #f state))))
+            (lambda (response body state)
+              (call-recovering "gchttp write"
+                               (lambda () (gchttp-write server client response body))
+                               (lambda () #f))
+              state))))))
+
+(define* (run-server handler #:optional (impl 'http) (open-params '()) . state)
+  "Guile's run-server (see (web server)); for the 'gchttp back end it runs the same
+steps (read a request, call HANDLER, sanitize and write the response) in a loop of its
+own that recovers from errors without call-with-error-handling's cost per request, and
+it takes #:threads: (run-server handler 'gchttp '(#:port 8080 #:threads 16)) runs 16
+Scheme threads, each reading a request, calling HANDLER and writing its response, so up
+to 16 handlers run at once.  HANDLER must then be safe to run concurrently, and each
+thread keeps its own STATE (the extra values a handler returns).  With one thread (the
+default) HANDLER runs on the calling thread, one request at a time, as with 'http.
+SIGINT closes the server and returns.  Any other back end gets Guile's run-server."
+  (if (gchttp-impl? impl)
+      (let ((n (threads-param open-params)))
+        (run-gchttp handler open-params state (if (exact-integer? n) n 1)))
+      (apply (@ (web server) run-server) handler impl open-params state)))
+
+(define (run-gchttp handler open-params state n)
   (let* ((server (parameterize ((%threads-run #t))
                    (guile:open-server gchttp open-params)))
          (loop (lambda ()
                  (let lp ((st state))
                    (unless (server-closed? server)
-                     (lp (guile:serve-one-client handler gchttp server st))))))
-         (threads (map (lambda (i) (call-with-new-thread loop)) (iota n)))
+                     (lp (serve-one handler server st))))))
+         (threads (if (> n 1)
+                      (map (lambda (i) (call-with-new-thread loop)) (iota n))
+                      '()))
          (old #f))
     (dynamic-wind
       (lambda ()
         (set! old (sigaction SIGINT (lambda (sig) (throw 'interrupt)))))
       (lambda ()
         (catch 'interrupt
-          (lambda () (for-each join-thread threads))
+          (lambda ()
+            (if (null? threads)
+                (loop)
+                (for-each join-thread threads)))
           (lambda _ #f)))
       (lambda ()
         (if (car old)
