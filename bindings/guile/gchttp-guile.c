@@ -552,7 +552,9 @@ static gh_type_t bclient_type = GH_TYPE_INIT("guile-client", struct bclient, bcl
 /* The back end's server.
  * Alloc:     gh_obj_new by %gchttp-open.
  * Lifetime:  the Scheme server object, and the gchttp server (its handler_data).
- * OS state:  efd, closed by %gchttp-close (a finalizer closes it as a backstop).
+ * OS state:  efd: closed by the finalizer once the back end is unreachable, not by
+ *            %gchttp-close, because a #:threads loop may still be about to wait on it
+ *            (it then sees `closing`; a closed descriptor could have been reused).
  * Threads:   queue fields under mu; s is set once before the server starts. */
 struct bsrv {
     gh_server_t *s;
@@ -759,7 +761,10 @@ static struct bclient *b_pop(struct bsrv *b)
  * closed or the timeout passed. Blocks; Guile's asyncs (SIGINT) run meanwhile. */
 static SCM b_next(SCM srv, SCM timeout)
 {
-    struct bsrv *b = bsrv_of(srv, "gchttp-read");
+    scm_assert_foreign_object_type(bsrv_type_scm, srv);
+    struct bsrv *b = scm_foreign_object_ref(srv, 0);
+    if (!b)
+        return SCM_BOOL_F; /* closed: a #:threads loop asking once more ends quietly */
     gh_time_t deadline = 0;
     if (!SCM_UNBNDP(timeout) && scm_is_true(timeout))
         deadline = gh_now() + (gh_time_t)(scm_to_double(timeout) * 1e9);
