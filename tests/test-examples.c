@@ -626,6 +626,55 @@ START_TEST(test_fileserver_serves_a_file_and_a_range)
 }
 END_TEST
 
+static void api_setup(void)
+{
+    port = example_start(&srv, "api", NULL, NULL);
+}
+
+/* One request on a new connection (closed by the server after the answer). */
+static const char *http_req(const char *method, const char *target, const char *form)
+{
+    int fd = th_connect(port);
+    ck_assert_int_ge(fd, 0);
+    char req[512];
+    snprintf(req, sizeof req,
+             "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+             "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
+             method, target, strlen(form), form);
+    ck_assert_int_eq(th_sends(fd, req), 0);
+    ck_assert_int_gt(th_read_response(fd, resp, sizeof resp - 1, WAIT_MS), 0);
+    close(fd);
+    return resp;
+}
+
+/* The README's JSON API: create, list, show; 404, 405 with Allow, 422. */
+START_TEST(test_api_serves_its_three_routes)
+{
+    const char *r = http_req("POST", "/items", "name=first+one");
+    ck_assert_int_eq(th_status(r), 201);
+    ck_assert_str_eq(th_body(r), "{\"id\":1,\"name\":\"first one\"}\n");
+    r = http_req("POST", "/items", "name=second");
+    ck_assert_int_eq(th_status(r), 201);
+    r = http_req("GET", "/items", "");
+    ck_assert_int_eq(th_status(r), 200);
+    ck_assert_int_eq(th_has_header(r, "Content-Type", "application/json"), 1);
+    ck_assert_str_eq(th_body(r),
+                     "[{\"id\":1,\"name\":\"first one\"},{\"id\":2,\"name\":\"second\"}]\n");
+    r = http_req("GET", "/items/2", "");
+    ck_assert_int_eq(th_status(r), 200);
+    ck_assert_str_eq(th_body(r), "{\"id\":2,\"name\":\"second\"}\n");
+    r = http_req("GET", "/items/3", "");
+    ck_assert_int_eq(th_status(r), 404);
+    r = http_req("DELETE", "/items/1", "");
+    ck_assert_int_eq(th_status(r), 405);
+    ck_assert_int_eq(th_has_header(r, "Allow", "GET, HEAD"), 1);
+    r = http_req("POST", "/items", "name=%3Cscript%3E");
+    ck_assert_int_eq(th_status(r), 422);
+    r = http_req("GET", "/nothing", "");
+    ck_assert_int_eq(th_status(r), 404);
+}
+END_TEST
+
 static void lp_cn_setup(void)
 {
     port = example_start(&srv, "longpoll", "--close-notify", NULL);
@@ -741,8 +790,8 @@ END_TEST
 
 START_TEST(test_examples_print_help)
 {
-    const char *names[] = {"websocket-echo", "longpoll", "fileserver", "chat"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"websocket-echo", "longpoll", "fileserver", "chat", "api"};
+    for (int i = 0; i < 5; i++) {
         child_t c;
         char *argv[] = {(char *)example_path(names[i]), "--help", NULL};
         ck_assert_int_eq(child_start(&c, argv), 0);
@@ -817,6 +866,10 @@ Suite *test_suite(void)
 
     tc = tcase("chat", chat_setup, ws_teardown);
     tcase_add_test(tc, test_chat_broadcasts_every_line_to_every_member);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("api", api_setup, ws_teardown);
+    tcase_add_test(tc, test_api_serves_its_three_routes);
     suite_add_tcase(s, tc);
 
     tc = tcase("help", NULL, NULL);
