@@ -135,7 +135,7 @@ static wloop_t *wloop_get(void)
     l = the_loop;
     if (!l) {
         l = gh_obj_new(&loop_type);
-        char *scratch = malloc(SCRATCH_SIZE);
+        char *scratch = malloc(SCRATCH_SIZE + 1); /* + the spare byte (watch.h) */
         if (!l || !scratch) {
             free(scratch);
             pthread_mutex_unlock(&loop_init_mu);
@@ -535,7 +535,7 @@ static int deliver(gh_watch_t *w, char *p, size_t n)
             size_t cap = w->in_cap * 2;
             if (cap < w->in_len + n)
                 cap = w->in_len + n;
-            char *b = gh_bytes_new(cap);
+            char *b = gh_bytes_new(cap + 1); /* + the spare byte */
             if (!b)
                 return watch_finish(w, GH_ENOMEM), -1;
             memcpy(b, w->in, w->in_len);
@@ -566,7 +566,7 @@ static int deliver(gh_watch_t *w, char *p, size_t n)
         return 0;
     }
     size_t rest = len - used;
-    char *b = gh_bytes_new(rest);
+    char *b = gh_bytes_new(rest + 1);
     if (!b)
         return watch_finish(w, GH_ENOMEM), -1;
     memcpy(b, p + used, rest);
@@ -778,7 +778,7 @@ int gh__watch_new(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, v
     const char *p;
     size_t have = r ? gh_reader_buffered(r, &p) : 0;
     if (have) {
-        w->in = gh_bytes_new(have);
+        w->in = gh_bytes_new(have + 1);
         if (!w->in)
             return GH_ENOMEM;
         memcpy(w->in, p, have);

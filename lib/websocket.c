@@ -685,15 +685,9 @@ static int frame_start(gh_ws_t *ws)
         ws->utf8 = 0;
         ws->msg_len = 0;
     }
-    if (!ws->cfg->on_fragment && !ws->msg_z) {
-        if (len > ws->cfg->max_message - ws->msg_len) {
-            ws_fail(ws, GH_WS_TOO_BIG, 0); /* refused on the length alone */
-            return -1;
-        }
-        if (msg_reserve(ws, (size_t)len) < 0) {
-            ws_fail(ws, GH_WS_INTERNAL, 0);
-            return -1;
-        }
+    if (!ws->cfg->on_fragment && !ws->msg_z && len > ws->cfg->max_message - ws->msg_len) {
+        ws_fail(ws, GH_WS_TOO_BIG, 0); /* refused on the length alone */
+        return -1;
     }
     return 0;
 }
@@ -708,6 +702,28 @@ static void frame_end(gh_ws_t *ws)
     }
     if (ws->fin && !ws->failed)
         message_end(ws);
+}
+
+/* The fast path of ws_readable: a single-frame message whose payload is all in the
+ * watch's buffer is unmasked, checked and delivered there (p[n] is the watch's spare
+ * byte, NUL for the call). */
+static void deliver_in_place(gh_ws_t *ws, char *p, size_t n)
+{
+    int op = ws->op;
+    unmask((unsigned char *)p, n, ws->mask, 0);
+    ws->left = 0;
+    ws->in_frame = 0;
+    ws->hdr_len = 0;
+    ws->msg_op = 0;
+    if (op == GH_WS_TEXT && !utf8_valid(p, n)) {
+        ws_fail(ws, GH_WS_INVALID_DATA, 0);
+        return;
+    }
+    char save = p[n];
+    p[n] = 0;
+    if (ws->cfg->on_message)
+        ws->cfg->on_message(ws, op, p, n, ws->cfg->data);
+    p[n] = save;
 }
 
 static size_t ws_readable(gh_watch_t *w, char *p, size_t n, void *data)
@@ -730,6 +746,14 @@ static size_t ws_readable(gh_watch_t *w, char *p, size_t n, void *data)
                 continue;
             if (frame_start(ws) < 0)
                 continue; /* failed: the loop top discards (2) or parses on (1) */
+            if (ws->left > 0 && ws->left <= n - i && ws->fin && ws->op != GH_WS_CONT &&
+                ws->op < GH_WS_CLOSE && !ws->msg_z && !ws->failed && !ws->cfg->on_fragment) {
+                /* A whole message in one frame, all of it here: deliver it in place. */
+                size_t len = (size_t)ws->left;
+                deliver_in_place(ws, p + i, len);
+                i += len;
+                continue;
+            }
             if (ws->left == 0)
                 frame_end(ws);
             continue;

@@ -51,7 +51,8 @@ typedef struct gh_watch_s gh_watch_t;
 /** Bytes arrived: p[0..n) are the connection's unconsumed input (bytes a previous
  * call left, then the new ones). Return how many were consumed (<= n); the rest are
  * kept and offered again, before newer bytes, on the next call. The callback may
- * modify p[0..n) in place (unmasking, for instance). */
+ * modify p[0..n] in place (unmasking, for instance; p[n] is a spare byte, to
+ * NUL-terminate a piece for a moment). p is valid only during the call. */
 typedef size_t (*gh_watch_read_fn)(gh_watch_t *w, char *p, size_t n, void *data);
 /** writable: output that had to be queued is now all written (after a short write).
  * timer: the time set with gh_watch_set_timer has come (the timer is then unset). */

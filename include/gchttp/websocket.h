@@ -77,7 +77,8 @@ enum {
 };
 
 /** A whole message arrived: op is GH_WS_TEXT (p is valid UTF-8) or GH_WS_BINARY. p is
- * NUL-terminated (p[n] == 0) and the callback's to keep or modify (atomic storage). */
+ * NUL-terminated (p[n] == 0) and may be modified, but is valid only during the call: a
+ * message that came in one frame is delivered where it was read, without a copy. */
 typedef void (*gh_ws_message_fn)(gh_ws_t *ws, int op, char *p, size_t n, void *data);
 /** Stream mode: the next piece of a message. op is the message's opcode; fin is 1 on
  * the last piece. p is valid only during the call (text: pieces end on no particular
