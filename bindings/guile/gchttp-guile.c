@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <unistd.h>
@@ -528,6 +529,9 @@ static SCM collect(SCM n)
  * interruptible. */
 
 enum { BC_QUEUED, BC_CLAIMED, BC_FINISHED };
+#ifndef GH_GUILE_QUEUE_SPINS
+#define GH_GUILE_QUEUE_SPINS 100
+#endif
 
 /* One request on its way through Scheme.
  * Alloc:     gh_obj_new in the pool thread's handler, one per request.
@@ -561,7 +565,9 @@ struct bsrv {
     struct bclient *head, *tail; /* waiting for a Scheme thread */
     struct bclient *inflight;    /* claimed, not finished */
     pthread_mutex_t mu;
-    int efd;                     /* readable while the queue is not empty */
+    int efd;                     /* made readable when a request comes for a sleeper */
+    int sleepers;                /* Scheme threads waiting on efd (or about to) */
+    int signalled;               /* efd is readable */
     int closing;
     size_t body_limit;           /* 0: none */
 };
@@ -614,11 +620,14 @@ static void b_handler(gh_response_t *w, gh_request_t *r, void *data)
     }
     if (b->tail)
         b->tail->next = c;
-    else {
+    else
         b->head = c;
+    b->tail = c;
+    /* A busy Scheme thread finds the request when it asks next: no system call. */
+    if (b->sleepers && !b->signalled) {
+        b->signalled = 1;
         efd_set(b->efd);
     }
-    b->tail = c;
     pthread_mutex_unlock(&b->mu);
     (void)gh_ctx_wait(done, 0);
 }
@@ -746,10 +755,8 @@ static struct bclient *b_pop(struct bsrv *b)
     struct bclient *c = b->head;
     if (c) {
         b->head = c->next;
-        if (!b->head) {
+        if (!b->head)
             b->tail = NULL;
-            efd_clear(b->efd);
-        }
         c->state = BC_CLAIMED;
         c->next = b->inflight;
         b->inflight = c;
@@ -772,16 +779,32 @@ static SCM b_next(SCM srv, SCM timeout)
         pthread_mutex_lock(&b->mu);
         struct bclient *c = b->closing ? NULL : b_pop(b);
         int closing = b->closing;
+        if (!c && !closing)
+            b->sleepers++;
         pthread_mutex_unlock(&b->mu);
         if (c)
             return scm_make_foreign_object_1(bclient_type_scm, c);
         if (closing)
             return SCM_BOOL_F;
+        /* Under load the next request is usually a few microseconds away: look again a
+         * few times, yielding the CPU, before paying for a sleep and a wake-up. */
+        for (int spin = 0; spin < GH_GUILE_QUEUE_SPINS && !__atomic_load_n(&b->head, __ATOMIC_ACQUIRE); spin++)
+            sched_yield();
+        if (GH_GUILE_QUEUE_SPINS && __atomic_load_n(&b->head, __ATOMIC_ACQUIRE)) {
+            pthread_mutex_lock(&b->mu);
+            b->sleepers--;
+            pthread_mutex_unlock(&b->mu);
+            continue;
+        }
         struct timeval tv, *tvp = NULL;
         if (deadline) {
             gh_time_t left = deadline - gh_now();
-            if (left <= 0)
+            if (left <= 0) {
+                pthread_mutex_lock(&b->mu);
+                b->sleepers--;
+                pthread_mutex_unlock(&b->mu);
                 return SCM_BOOL_F;
+            }
             tv.tv_sec = (time_t)(left / GH_SEC);
             tv.tv_usec = (suseconds_t)((left % GH_SEC) / 1000);
             tvp = &tv;
@@ -789,8 +812,18 @@ static SCM b_next(SCM srv, SCM timeout)
         fd_set rd;
         FD_ZERO(&rd);
         FD_SET(b->efd, &rd);
-        if (scm_std_select(b->efd + 1, &rd, NULL, NULL, tvp) < 0 && errno != EINTR)
-            gh_guile_error("gchttp-read", -errno);
+        int rc = scm_std_select(b->efd + 1, &rd, NULL, NULL, tvp);
+        int err = errno;
+        pthread_mutex_lock(&b->mu);
+        b->sleepers--;
+        /* The last sleeper to wake re-arms the descriptor (closing keeps it readable). */
+        if (b->signalled && !b->sleepers && !b->closing) {
+            b->signalled = 0;
+            efd_clear(b->efd);
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (rc < 0 && err != EINTR)
+            gh_guile_error("gchttp-read", -err);
         scm_async_tick(); /* run pending asyncs: SIGINT throws 'interrupt from here */
     }
 }
@@ -1017,7 +1050,10 @@ static SCM b_close(SCM srv)
     b->closing = 1;
     struct bclient *q = b->head, *f = b->inflight;
     b->head = b->tail = b->inflight = NULL;
-    efd_set(b->efd); /* wake every waiting Scheme thread: they see closing */
+    if (!b->signalled) {
+        b->signalled = 1;
+        efd_set(b->efd); /* wake every waiting Scheme thread: they see closing */
+    }
     pthread_mutex_unlock(&b->mu);
     for (struct bclient *c = q, *nx; c; c = nx) {
         nx = c->next;

@@ -124,7 +124,8 @@ listening mode), and also #:addr as a string in gchttp's form: \"host:port\",
 
 Limits and timeouts (#f keeps gchttp's default, 'none disables; seconds):
 #:read-header-timeout (10), #:read-timeout (300), #:write-timeout (300),
-#:idle-timeout (120), #:handoff-timeout (0.001); #:max-header-bytes (1 MiB, 431
+#:idle-timeout (120), #:handoff-timeout ('none here: every request is handed to a
+pool thread, since it waits for Scheme anyway); #:max-header-bytes (1 MiB, 431
 beyond), #:max-body-drain (256 KiB), #:workers (gchttp's pool, 64), #:keep-alive? (#t).
 
 The request body reaches the handler as #:request-body says: 'bytevector (the default,
@@ -167,7 +168,11 @@ run-server (see its documentation)."
                  (read-timeout . ,(seconds-or-false who "#:read-timeout" read-timeout))
                  (write-timeout . ,(seconds-or-false who "#:write-timeout" write-timeout))
                  (idle-timeout . ,(seconds-or-false who "#:idle-timeout" idle-timeout))
-                 (handoff-timeout . ,(seconds-or-false who "#:handoff-timeout" handoff-timeout))
+                 ;; A request always waits for a Scheme thread: serving it on the
+                 ;; poller's thread would only stall the poller until the hand-off.
+                 (handoff-timeout . ,(or (seconds-or-false who "#:handoff-timeout"
+                                                           handoff-timeout)
+                                         'none))
                  (max-header-bytes . ,max-header-bytes)
                  (max-body-drain . ,max-body-drain)
                  (workers . ,workers)
