@@ -3,6 +3,9 @@
  * (benchstat reads them):
  *
  *   BenchmarkServer          one keep-alive request/response on a warm connection
+ *   BenchmarkServerPost      the same with a 64-byte body sent with the head (one
+ *                            write): the body is kept in a buffer of its own size,
+ *                            given back once the request is done
  *   BenchmarkServerHijack    new connection, GET, the handler hijacks and closes
  *   BenchmarkCloseNotifier   dial, keep-alive GET, client closes, the handler sees
  *                            close-notify (gh_response_close_notify + gh_ctx_wait)
@@ -209,6 +212,24 @@ static int run_server(bench_t *b, gh_server_t *s, int port, long n)
 {
     (void)s;
     static const char req[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+    char buf[1024];
+    if (b->fd < 0) {
+        b->fd = hc_connect(port);
+        if (b->fd < 0)
+            return -1;
+    }
+    for (long i = 0; i < n; i++)
+        if (hc_send_all(b->fd, req, sizeof req - 1) < 0 ||
+            hc_read_response(b->fd, buf, sizeof buf, 5000) != 200)
+            return -1;
+    return 0;
+}
+
+static int run_post(bench_t *b, gh_server_t *s, int port, long n)
+{
+    (void)s;
+    static const char req[] = "POST / HTTP/1.1\r\nHost: bench\r\nContent-Length: 64\r\n\r\n"
+                              "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     char buf[1024];
     if (b->fd < 0) {
         b->fd = hc_connect(port);
@@ -463,6 +484,7 @@ int main(int argc, char **argv)
 
     bench_t benches[] = {
         {"BenchmarkServer", hello, run_server, 10000000, -1},
+        {"BenchmarkServerPost", hello, run_post, 10000000, -1},
         {"BenchmarkServerHijack", hijack_close, run_hijack, 20000, -1},
         {"BenchmarkCloseNotifier", close_notify, run_close_notify, 20000, -1},
     };

@@ -29,7 +29,9 @@ struct gh_reader_s {
     char *buf;        /* atomic; NULL while released */
     void *src;        /* GC object (or NULL) passed to fn */
     gh_read_fn fn;    /* code pointer: not traced */
-    uint32_t size : 30; /* capacity when allocated */
+    uint32_t size : 29; /* capacity when allocated */
+    uint32_t small : 1; /* buf was made to keep only what a read left over (no room to
+                         * fill: a fill first moves the bytes into a full buffer) */
     uint32_t eof : 1;   /* the source reported end of stream */
     uint32_t autorel : 1; /* release the buffer whenever a read or consume drains it */
     uint32_t r, w;    /* buf[r..w) is unread */
@@ -110,8 +112,8 @@ static size_t pick_size(size_t size)
         size = GH_BUFIO_DEFAULT_SIZE;
     if (size < 16)
         size = 16;
-    if (size > (1u << 29))
-        size = 1u << 29; /* the reader's size is a 30-bit field */
+    if (size > (1u << 28))
+        size = 1u << 28; /* the reader's size is a 29-bit field */
     /* 4096 would cost two 4 KiB blocks with interior pointers on (see gc.h). */
     return gh_bytes_good_size(size);
 }
@@ -123,7 +125,7 @@ gh_reader_t *gh_reader_new(void *src, gh_read_fn fn, size_t size)
         return NULL;
     r->src = src;
     r->fn = fn;
-    r->size = (uint32_t)pick_size(size) & 0x3fffffffu;
+    r->size = (uint32_t)pick_size(size) & 0x1fffffffu;
     return r;
 }
 
@@ -142,7 +144,24 @@ static int reader_ensure_buf(gh_reader_t *r)
     r->buf = gh_bytes_new(r->size);
     if (!r->buf)
         return GH_ENOMEM;
+    r->small = 0;
     r->r = r->w = 0;
+    return 0;
+}
+
+/* Keep n bytes (the reader has no buffer) in one allocated for them alone: the rest of
+ * a read the caller did not take is usually small (a body after its head, the payload
+ * after a frame header). 0 or GH_ENOMEM. */
+static int reader_keep(gh_reader_t *r, const char *p, size_t n)
+{
+    char *b = gh_bytes_new(n);
+    if (!b)
+        return GH_ENOMEM;
+    memcpy(b, p, n);
+    r->buf = b;
+    r->small = 1;
+    r->r = 0;
+    r->w = (uint32_t)n;
     return 0;
 }
 
@@ -164,7 +183,17 @@ static ssize_t reader_fill_once(gh_reader_t *r)
     int rc = reader_ensure_buf(r);
     if (rc)
         return rc;
-    if (r->r > 0) {
+    if (r->small) {
+        /* A buffer that kept leftovers only: the full one, with them at its start. */
+        char *b = gh_bytes_new(r->size);
+        if (!b)
+            return GH_ENOMEM;
+        memcpy(b, r->buf + r->r, r->w - r->r);
+        r->buf = b;
+        r->small = 0;
+        r->w -= r->r;
+        r->r = 0;
+    } else if (r->r > 0) {
         memmove(r->buf, r->buf + r->r, r->w - r->r);
         r->w -= r->r;
         r->r = 0;
@@ -218,16 +247,9 @@ static ssize_t reader_read_scratch(gh_reader_t *r, void *buf, size_t n, int *use
     if (k > 0) {
         size_t give = (size_t)k < n ? (size_t)k : n;
         memcpy(buf, sc, give);
-        if ((size_t)k > give) {
-            char *b = gh_bytes_new(r->size);
-            if (!b) {
-                gh__scratch_give(GH__SCRATCH_READ);
-                return r->err = GH_ENOMEM;
-            }
-            memcpy(b, sc + give, (size_t)k - give);
-            r->buf = b;
-            r->r = 0;
-            r->w = (uint32_t)((size_t)k - give);
+        if ((size_t)k > give && reader_keep(r, sc + give, (size_t)k - give) < 0) {
+            gh__scratch_give(GH__SCRATCH_READ);
+            return r->err = GH_ENOMEM;
         }
         k = (ssize_t)give;
     }
@@ -500,6 +522,8 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n)
         return 0;
     if ((r->buf && r->w > r->r) || n > r->size)
         return GH_EINVAL;
+    if (r->small)
+        r->buf = NULL; /* empty, and maybe too small */
     int rc = reader_ensure_buf(r);
     if (rc)
         return rc;
@@ -511,6 +535,18 @@ int gh__reader_unread(gh_reader_t *r, const char *p, size_t n)
 
 /* Internal: the buffer size a reader allocates (its capacity even while released). */
 size_t gh__reader_cap(const gh_reader_t *r) { return r->size; }
+
+/* Internal: keep n bytes (n <= its size) in an EMPTY reader, in a buffer allocated for
+ * them alone (bytes read past a request head: a body, a pipelined request). 0, GH_EINVAL
+ * or GH_ENOMEM. */
+int gh__reader_keep(gh_reader_t *r, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if ((r->buf && r->w > r->r) || n > r->size)
+        return GH_EINVAL;
+    return reader_keep(r, p, n);
+}
 
 /* Internal: let a writer with no buffer use buf (plain memory of at least its size,
  * lent by the caller) until gh__writer_unlend. 1 if lent. */

@@ -179,7 +179,7 @@ static int poll_head_scratch(gh_conn_t *c, size_t max)
             if (block) {
                 memcpy(block + fsz, sc, (size_t)hl);
                 if ((size_t)k > (size_t)hl &&
-                    gh__reader_unread(c->bufr, sc + hl, (size_t)k - (size_t)hl) < 0)
+                    gh__reader_keep(c->bufr, sc + hl, (size_t)k - (size_t)hl) < 0)
                     rc = -1;
                 c->head_block = block;
                 c->head_len = (uint32_t)hl;
@@ -226,7 +226,7 @@ int gh__conn_poll_head(gh_conn_t *c)
                 c->read_nowait = 0;
                 return 1;
             }
-            if (have == gh_reader_size(c->bufr)) {
+            if (have == gh__reader_cap(c->bufr)) {
                 /* The head outgrows the buffer: accumulate it on the side (RFC 9112
                  * sets no limit; max_header_bytes does). */
                 if (big_append(c, p, have, max) < 0) {

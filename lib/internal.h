@@ -63,6 +63,7 @@ enum { GH__SCRATCH_READ, GH__SCRATCH_WRITE, GH__SCRATCH_SLOTS };
 char *gh__scratch_take(int slot, size_t n);
 void gh__scratch_give(int slot);
 size_t gh__reader_cap(const gh_reader_t *r);
+int gh__reader_keep(gh_reader_t *r, const char *p, size_t n);
 int gh__writer_lend(gh_writer_t *w, char *buf);
 int gh__writer_unlend(gh_writer_t *w, const char *buf);
 

@@ -420,6 +420,36 @@ START_TEST(test_bufio_autorelease_reader_over_an_autorelease_reader)
 }
 END_TEST
 
+/* What a read leaves over is kept in a buffer just large enough; a line or peek that
+ * needs more moves it into a full buffer first, with nothing lost or reordered. */
+START_TEST(test_bufio_leftover_bytes_grow_into_a_full_buffer_when_more_is_needed)
+{
+    src_t *s = src_new();
+    src_data(s, "ab\ncd");
+    src_data(s, "efgh\nij");
+    src_fill(s, 3000);
+    gh_reader_t *r = gh_reader_new(s, src_read, 0);
+    gh_reader_set_autorelease(r, 1);
+    char buf[16];
+    ck_assert_int_eq(gh_reader_read(r, buf, 1), 1);
+    ck_assert_int_eq(buf[0], 'a');
+    const char *line;
+    ck_assert_int_eq(gh_reader_read_line(r, &line, 0), 2);
+    ck_assert_int_eq(memcmp(line, "b\n", 2), 0);
+    ck_assert_int_eq(gh_reader_read_line(r, &line, 0), 7);
+    ck_assert_int_eq(memcmp(line, "cdefgh\n", 7), 0);
+    const char *p;
+    ck_assert_int_ge(gh_reader_peek(r, 1000, &p), 1000);
+    ck_assert_int_eq(memcmp(p, "ij", 2), 0);
+    ck_assert_int_eq(p[2], 'x');
+    gh_reader_consume(r, 1002);
+    static char rest[4096];
+    ck_assert_int_eq(gh_reader_read_full(r, rest, sizeof rest), 3000 - 1000);
+    ck_assert_int_eq(rest[0], 'x');
+    ck_assert_uint_eq(gh_reader_size(r), 0); /* drained: released */
+}
+END_TEST
+
 START_TEST(test_bufio_large_read_bypasses_the_buffer)
 {
     src_t *s = src_new();
@@ -729,6 +759,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_bufio_release_only_when_empty_then_reallocates);
     tcase_add_test(tc, test_bufio_autorelease_reader_holds_a_buffer_only_while_bytes_wait);
     tcase_add_test(tc, test_bufio_autorelease_reader_over_an_autorelease_reader);
+    tcase_add_test(tc, test_bufio_leftover_bytes_grow_into_a_full_buffer_when_more_is_needed);
     tcase_add_test(tc, test_bufio_large_read_bypasses_the_buffer);
     tcase_add_test(tc, test_bufio_reader_errors_are_sticky);
     tcase_add_test(tc, test_bufio_large_read_errors_are_sticky_too);

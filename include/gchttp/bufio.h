@@ -71,9 +71,10 @@ GH_EXTERN int gh_reader_release(gh_reader_t *r) GH_NONNULL(1);
 /** Autorelease (on = 1): release the buffer now if it is empty, and from then on each
  * time a gh_reader_read, gh_reader_read_full or gh_reader_consume empties it. While
  * released, a gh_reader_read of fewer bytes than the buffer size reads from the source
- * into a scratch buffer of the calling thread and keeps, in a newly allocated buffer,
- * only the bytes the caller did not take: a read that takes everything the source gave
- * allocates nothing. gh_reader_peek, gh_reader_read_line and gh_reader_fill allocate
+ * into a scratch buffer of the calling thread and keeps only the bytes the caller did
+ * not take, in a buffer allocated for just them: a read that takes everything the
+ * source gave allocates nothing. (A later peek, line or fill that needs room moves
+ * them into a full buffer first.) gh_reader_peek, gh_reader_read_line and gh_reader_fill allocate
  * the buffer as usual (their results point into it), and a line or peek keeps it until
  * a later read or consume empties it. Source reads keep their sizes either way. */
 GH_EXTERN void gh_reader_set_autorelease(gh_reader_t *r, int on) GH_NONNULL(1);
