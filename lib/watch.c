@@ -73,11 +73,13 @@ struct gh_watch_s {
     void *data;
     const gh_watch_ops_t *ops;
     char *in;              /* atomic: unconsumed input, NULL when none */
+    char *cur;             /* the bytes `readable` is looking at, during the call */
     wq_node_t *qhead, *qtail;
     gh_watch_t *pnext;     /* loop->pending list */
     /* not traced */
     pthread_mutex_t mu;
     size_t in_len, in_cap;
+    size_t cur_len;
     size_t queued;
     gh_time_t timer_at;
     int fd;
@@ -91,8 +93,10 @@ struct gh_watch_s {
 static const size_t w_ptrs[] = {offsetof(gh_watch_t, nc),     offsetof(gh_watch_t, loop),
                                 offsetof(gh_watch_t, data),   offsetof(gh_watch_t, ops),
                                 offsetof(gh_watch_t, in),     offsetof(gh_watch_t, qhead),
-                                offsetof(gh_watch_t, qtail),  offsetof(gh_watch_t, pnext)};
-static const char *const w_names[] = {"nc", "loop", "data", "ops", "in", "qhead", "qtail", "pnext"};
+                                offsetof(gh_watch_t, qtail),  offsetof(gh_watch_t, pnext),
+                                offsetof(gh_watch_t, cur)};
+static const char *const w_names[] = {"nc",    "loop",  "data",  "ops", "in",
+                                      "qhead", "qtail", "pnext", "cur"};
 static gh_type_t watch_type = GH_TYPE_INIT_NAMED("watch", gh_watch_t, w_ptrs, w_names);
 
 /*
@@ -486,7 +490,7 @@ void gh_watch_abort(gh_watch_t *w)
         wloop_post(w->loop, w);
 }
 
-int gh_watch_stop(gh_watch_t *w, gh_netconn_t **nc, gh_bufrw_t *rw)
+int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t *rw)
 {
     *nc = NULL;
     if (!on_loop)
@@ -498,18 +502,22 @@ int gh_watch_stop(gh_watch_t *w, gh_netconn_t **nc, gh_bufrw_t *rw)
         return GH_EBADF;
     if (busy)
         return GH_EBUSY;
-    gh_reader_t *r = NULL;
-    gh_writer_t *wr = NULL;
+    /* The pending input: the rest of what `readable` is looking at, or the leftovers. */
+    const char *in = w->cur ? w->cur : w->in;
+    size_t len = w->cur ? w->cur_len : w->in_len;
+    if (consumed > len)
+        return GH_EINVAL;
+    in += consumed;
+    len -= consumed;
     if (rw) {
-        r = gh_reader_new(w->nc, gh_netconn_read_fn, w->in_len > GH_BUFIO_DEFAULT_SIZE
-                                                         ? w->in_len
-                                                         : 0);
-        wr = gh_writer_new(w->nc, gh_netconn_write_fn, 0);
-        if (!r || !wr || gh__reader_unread(r, w->in, w->in_len) < 0)
+        gh_reader_t *r = gh_reader_new(w->nc, gh_netconn_read_fn,
+                                       len > GH_BUFIO_DEFAULT_SIZE ? len : 0);
+        gh_writer_t *wr = gh_writer_new(w->nc, gh_netconn_write_fn, 0);
+        if (!r || !wr || gh__reader_unread(r, in, len) < 0)
             return GH_ENOMEM;
         rw->r = r;
         rw->w = wr;
-    } else if (w->in_len) {
+    } else if (len) {
         return GH_EINVAL;
     }
     pthread_mutex_lock(&w->mu);
@@ -550,7 +558,11 @@ static int deliver(gh_watch_t *w, char *p, size_t n)
     size_t len = p ? n : w->in_len;
     if (len == 0)
         return 0;
+    w->cur = buf;
+    w->cur_len = len;
     size_t used = w->ops->readable ? w->ops->readable(w, buf, len, w->data) : len;
+    w->cur = NULL;
+    w->cur_len = 0;
     if (w->state == W_DONE)
         return -1;
     if (used > len)

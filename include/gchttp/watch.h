@@ -120,14 +120,17 @@ GH_EXTERN void gh_watch_abort(gh_watch_t *w) GH_NONNULL(1);
 /**
  * Give the connection back (on the loop's thread, from one of this watch's callbacks):
  * it is no longer watched, nothing is called any more, and the loop no longer keeps it.
+ * @param consumed  from `readable`: how many bytes of its p the callback consumed (the
+ *                  rest go into rw); elsewhere 0
  * @param[out] nc  the connection
  * @param[out] rw  a new reader holding the unconsumed input (and reading nc after it)
  *                 and a new writer over nc; may be NULL if no input is pending
  * @return 0; GH_EBUSY if output is still queued (wait for `writable`); GH_EINVAL off
- *         the loop's thread; GH_EBADF if the watch already ended; GH_ENOMEM.
+ *         the loop's thread, or with input pending and rw NULL; GH_EBADF if the watch
+ *         already ended; GH_ENOMEM.
  */
-GH_EXTERN GH_WARN_UNUSED int gh_watch_stop(gh_watch_t *w, gh_netconn_t **nc, gh_bufrw_t *rw)
-    GH_NONNULL(1, 2);
+GH_EXTERN GH_WARN_UNUSED int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc,
+                                           gh_bufrw_t *rw) GH_NONNULL(1, 3);
 /** The watched connection (for its addresses). */
 GH_EXTERN gh_netconn_t *gh_watch_netconn(gh_watch_t *w) GH_NONNULL(1);
 /** The callbacks' data. */
