@@ -40,13 +40,7 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     gh_response_printf(w, "lrc=%d len=%zd", lrc, n);
 }
 
-static void setup(void)
-{
-    gh_server_config_t cfg;
-    gh_server_config_init(&cfg);
-    cfg.handler = handler;
-    th_server_start(&cfg);
-}
+static void setup(void) { th_server_start_handler(handler); }
 
 static void teardown(void) { th_server_close(); }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "test-common.h"
+#include "support/ws.h"
 
 #define WAIT_MS 15000     /* bound of every wait for a child or a client */
 #define PROMPT_MS 1000    /* "noticed at once": a disconnect is logged within this */
@@ -270,80 +271,6 @@ static const char *stats_until(int port, const char *name, long want)
     }
 }
 
-/* Read exactly n bytes (bounded). Returns 0, or -1 on EOF, error or timeout. */
-static int read_exact(int fd, void *buf, size_t n)
-{
-    gh_time_t deadline = gh_now() + (gh_time_t)WAIT_MS * GH_MSEC;
-    char *p = buf;
-    while (n > 0) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        gh_time_t left = deadline - gh_now();
-        if (left <= 0)
-            return -1;
-        int rc = poll(&pf, 1, (int)(left / GH_MSEC) + 1);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        ssize_t k = recv(fd, p, n, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* A masked client frame (RFC 6455 §5.2) into out; returns its length. */
-static size_t ws_frame(unsigned char *out, int b0, int masked, const void *payload, size_t n)
-{
-    static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
-    size_t h = 0;
-    out[h++] = (unsigned char)b0;
-    if (n < 126) {
-        out[h++] = (unsigned char)((masked ? 0x80 : 0) | n);
-    } else if (n <= 0xffff) {
-        out[h++] = (unsigned char)((masked ? 0x80 : 0) | 126);
-        out[h++] = (unsigned char)(n >> 8);
-        out[h++] = (unsigned char)n;
-    } else {
-        out[h++] = (unsigned char)((masked ? 0x80 : 0) | 127);
-        for (int i = 0; i < 8; i++)
-            out[h++] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-    }
-    if (masked) {
-        memcpy(out + h, key, 4);
-        h += 4;
-    }
-    for (size_t i = 0; payload && i < n; i++)
-        out[h + i] = ((const unsigned char *)payload)[i] ^ (masked ? key[i & 3] : 0);
-    return h + (payload ? n : 0);
-}
-
-/* Read one server frame: returns its first byte (FIN | opcode) and fills buf, *n. */
-static int ws_read_frame(int fd, unsigned char *buf, size_t cap, size_t *n)
-{
-    unsigned char h[10];
-    ck_assert_int_eq(read_exact(fd, h, 2), 0);
-    ck_assert_int_eq(h[1] & 0x80, 0); /* servers never mask */
-    uint64_t len = h[1] & 0x7f;
-    if (len == 126) {
-        ck_assert_int_eq(read_exact(fd, h + 2, 2), 0);
-        len = (uint64_t)h[2] << 8 | h[3];
-    } else if (len == 127) {
-        ck_assert_int_eq(read_exact(fd, h + 2, 8), 0);
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | h[2 + i];
-    }
-    ck_assert_uint_le(len, cap);
-    ck_assert_int_eq(read_exact(fd, buf, (size_t)len), 0);
-    *n = (size_t)len;
-    return h[0];
-}
-
 /* The RFC 6455 §1.3 sample handshake, followed by `extra` bytes in the same send(). */
 static int ws_open(int port, const void *extra, size_t n)
 {
@@ -363,7 +290,7 @@ static int ws_open(int port, const void *extra, size_t n)
     size_t len = 0;
     while (len < 4 || memcmp(resp + len - 4, "\r\n\r\n", 4) != 0) {
         ck_assert_uint_lt(len, 4096);
-        ck_assert_int_eq(read_exact(fd, resp + len, 1), 0);
+        ck_assert_int_eq(th_read_exact(fd, resp + len, 1, WAIT_MS), 0);
         len++;
     }
     resp[len] = 0;
@@ -378,10 +305,10 @@ static void ws_expect_close(int fd, int code)
 {
     unsigned char b[256], out[32];
     size_t n;
-    ck_assert_int_eq(ws_read_frame(fd, b, sizeof b, &n), 0x88);
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x88);
     ck_assert_uint_ge(n, 2);
     ck_assert_int_eq(b[0] << 8 | b[1], code);
-    ck_assert_int_eq(th_send(fd, out, ws_frame(out, 0x88, 1, b, 2)), 0);
+    ck_assert_int_eq(th_send(fd, out, th_ws_frame(out, 0x88, 1, b, 2)), 0);
     ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
 }
 
@@ -450,14 +377,14 @@ END_TEST
 START_TEST(test_ws_first_frame_in_upgrade_segment_is_echoed)
 {
     unsigned char f[64], b[64];
-    size_t n = ws_frame(f, 0x81, 1, "first", 5);
+    size_t n = th_ws_frame(f, 0x81, 1, "first", 5);
     int fd = ws_open(port, f, n);
-    ck_assert_int_eq(ws_read_frame(fd, b, sizeof b, &n), 0x81);
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x81);
     ck_assert_uint_eq(n, 5);
     ck_assert_int_eq(memcmp(b, "first", 5), 0);
     /* A normal close: the code comes back and the server closes TCP. */
-    ck_assert_int_eq(th_send(fd, f, ws_frame(f, 0x88, 1, "\x03\xe8", 2)), 0);
-    ck_assert_int_eq(ws_read_frame(fd, b, sizeof b, &n), 0x88);
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, 0x88, 1, "\x03\xe8", 2)), 0);
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x88);
     ck_assert_int_eq(b[0] << 8 | b[1], 1000);
     ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
     close(fd);
@@ -470,27 +397,27 @@ START_TEST(test_ws_frames_split_byte_by_byte)
      * byte per send(): every partial header and payload state. */
     static unsigned char msg[1024], buf[1024];
     size_t n = 0, got;
-    n += ws_frame(msg + n, 0x01, 1, "part one, ", 10);
-    n += ws_frame(msg + n, 0x89, 1, "mid", 3);
-    n += ws_frame(msg + n, 0x00, 1, "", 0); /* an empty, non-final continuation */
-    n += ws_frame(msg + n, 0x80, 1, "and two", 7);
+    n += th_ws_frame(msg + n, 0x01, 1, "part one, ", 10);
+    n += th_ws_frame(msg + n, 0x89, 1, "mid", 3);
+    n += th_ws_frame(msg + n, 0x00, 1, "", 0); /* an empty, non-final continuation */
+    n += th_ws_frame(msg + n, 0x80, 1, "and two", 7);
     int fd = ws_open(port, NULL, 0);
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(th_send(fd, msg + i, 1), 0);
-    ck_assert_int_eq(ws_read_frame(fd, buf, sizeof buf, &got), 0x8a);
+    ck_assert_int_eq(th_ws_read_frame(fd, buf, sizeof buf, &got, WAIT_MS), 0x8a);
     ck_assert_uint_eq(got, 3);
     ck_assert_int_eq(memcmp(buf, "mid", 3), 0);
-    ck_assert_int_eq(ws_read_frame(fd, buf, sizeof buf, &got), 0x81);
+    ck_assert_int_eq(th_ws_read_frame(fd, buf, sizeof buf, &got, WAIT_MS), 0x81);
     ck_assert_uint_eq(got, 17);
     ck_assert_int_eq(memcmp(buf, "part one, and two", 17), 0);
 
     /* A 300-byte binary message (16-bit length) the same way. */
     static unsigned char big[300];
     memset(big, 0xa5, sizeof big);
-    n = ws_frame(msg, 0x82, 1, big, sizeof big);
+    n = th_ws_frame(msg, 0x82, 1, big, sizeof big);
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(th_send(fd, msg + i, 1), 0);
-    ck_assert_int_eq(ws_read_frame(fd, buf, sizeof buf, &got), 0x82);
+    ck_assert_int_eq(th_ws_read_frame(fd, buf, sizeof buf, &got, WAIT_MS), 0x82);
     ck_assert_uint_eq(got, sizeof big);
     ck_assert_int_eq(memcmp(buf, big, sizeof big), 0);
     close(fd);
@@ -501,7 +428,7 @@ START_TEST(test_ws_unmasked_frame_is_protocol_error)
 {
     unsigned char f[64];
     int fd = ws_open(port, NULL, 0);
-    ck_assert_int_eq(th_send(fd, f, ws_frame(f, 0x81, 0, "hi", 2)), 0);
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, 0x81, 0, "hi", 2)), 0);
     ws_expect_close(fd, 1002);
     close(fd);
 }
@@ -512,7 +439,7 @@ START_TEST(test_ws_invalid_utf8_text_is_1007)
     unsigned char f[64];
     int fd = ws_open(port, NULL, 0);
     /* An overlong encoding of '/', then a lone surrogate. */
-    ck_assert_int_eq(th_send(fd, f, ws_frame(f, 0x81, 1, "ok \xc0\xaf \xed\xa0\x80", 9)), 0);
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, 0x81, 1, "ok \xc0\xaf \xed\xa0\x80", 9)), 0);
     ws_expect_close(fd, 1007);
     close(fd);
 }
@@ -523,7 +450,7 @@ START_TEST(test_ws_oversized_message_is_1009)
     unsigned char f[64];
     int fd = ws_open(port, NULL, 0);
     /* Only the header of a 17 MiB frame: the length alone is refused. */
-    ck_assert_int_eq(th_send(fd, f, ws_frame(f, 0x82, 1, NULL, 17u << 20)), 0);
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, 0x82, 1, NULL, 17u << 20)), 0);
     ws_expect_close(fd, 1009);
     close(fd);
 }

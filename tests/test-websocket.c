@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "test-common.h"
+#include "support/ws.h"
 
 #define WAIT_MS 15000
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
@@ -182,81 +183,6 @@ static int wait_count(int *counter, int want)
 
 static char resp[8192];
 
-static int read_exact(int fd, void *buf, size_t n)
-{
-    gh_time_t deadline = gh_now() + (gh_time_t)WAIT_MS * GH_MSEC;
-    char *p = buf;
-    while (n > 0) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        gh_time_t left = deadline - gh_now();
-        if (left <= 0)
-            return -1;
-        int rc = poll(&pf, 1, (int)(left / GH_MSEC) + 1);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        ssize_t k = recv(fd, p, n, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* A client frame (masked unless told) into out; returns its length. */
-static size_t frame(unsigned char *out, int b0, int masked, const void *payload, size_t n)
-{
-    static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
-    size_t h = 0;
-    out[h++] = (unsigned char)b0;
-    int m = masked ? 0x80 : 0;
-    if (n < 126) {
-        out[h++] = (unsigned char)(m | (int)n);
-    } else if (n <= 0xffff) {
-        out[h++] = (unsigned char)(m | 126);
-        out[h++] = (unsigned char)(n >> 8);
-        out[h++] = (unsigned char)n;
-    } else {
-        out[h++] = (unsigned char)(m | 127);
-        for (int i = 0; i < 8; i++)
-            out[h++] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-    }
-    if (masked) {
-        memcpy(out + h, key, 4);
-        h += 4;
-    }
-    for (size_t i = 0; payload && i < n; i++)
-        out[h + i] = ((const unsigned char *)payload)[i] ^ (masked ? key[i & 3] : 0);
-    return h + (payload ? n : 0);
-}
-
-/* One server frame: returns its first byte, fills buf and *n; -1 on EOF or timeout. */
-static int read_frame(int fd, unsigned char *buf, size_t cap, size_t *n)
-{
-    unsigned char h[10];
-    if (read_exact(fd, h, 2) < 0)
-        return -1;
-    ck_assert_int_eq(h[1] & 0x80, 0); /* servers never mask (§5.1) */
-    uint64_t len = h[1] & 0x7f;
-    if (len == 126) {
-        ck_assert_int_eq(read_exact(fd, h + 2, 2), 0);
-        len = (uint64_t)h[2] << 8 | h[3];
-    } else if (len == 127) {
-        ck_assert_int_eq(read_exact(fd, h + 2, 8), 0);
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | h[2 + i];
-    }
-    ck_assert_uint_le(len, cap);
-    ck_assert_int_eq(read_exact(fd, buf, (size_t)len), 0);
-    *n = (size_t)len;
-    return h[0];
-}
-
 /* Send a handshake for path with extra header lines; read the response head (byte by
  * byte, so no frame byte is read past it) into resp; returns the status. */
 static int handshake(int fd, const char *path, const char *extra)
@@ -270,7 +196,7 @@ static int handshake(int fd, const char *path, const char *extra)
     size_t len = 0;
     while (len < 4 || memcmp(resp + len - 4, "\r\n\r\n", 4) != 0) {
         ck_assert_uint_lt(len, sizeof resp - 1);
-        ck_assert_int_eq(read_exact(fd, resp + len, 1), 0);
+        ck_assert_int_eq(th_read_exact(fd, resp + len, 1, WAIT_MS), 0);
         len++;
     }
     resp[len] = 0;
@@ -291,7 +217,7 @@ static void send_frame(int fd, int b0, int masked, const void *p, size_t n)
 {
     unsigned char *f = malloc(n + 14);
     ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(th_send(fd, f, frame(f, b0, masked, p, n)), 0);
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, b0, masked, p, n)), 0);
     free(f);
 }
 
@@ -303,13 +229,13 @@ static void expect_close(int fd, int code)
     size_t n;
     int b0;
     do
-        b0 = read_frame(fd, b, sizeof b, &n);
+        b0 = th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS);
     while (b0 >= 0 && (b0 & 15) != 8);
     ck_assert_int_eq(b0, 0x88);
     ck_assert_uint_ge(n, 2);
     ck_assert_int_eq(b[0] << 8 | b[1], code);
     unsigned char out[16];
-    (void)send(fd, out, frame(out, 0x88, 1, b, 2), MSG_NOSIGNAL);
+    (void)send(fd, out, th_ws_frame(out, 0x88, 1, b, 2), MSG_NOSIGNAL);
     ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
 }
 
@@ -317,7 +243,7 @@ static void expect_message(int fd, int b0, const void *p, size_t n)
 {
     static unsigned char b[1 << 17];
     size_t got;
-    ck_assert_int_eq(read_frame(fd, b, sizeof b, &got), b0);
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &got, WAIT_MS), b0);
     ck_assert_uint_eq(got, n);
     ck_assert_int_eq(memcmp(b, p, n), 0);
 }
@@ -447,12 +373,12 @@ START_TEST(test_first_frame_in_upgrade_segment_is_served)
     int n = snprintf(req, sizeof req,
                      "GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: "
                      "Upgrade\r\nSec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n");
-    size_t fl = frame(f, 0x81, 1, "first", 5);
+    size_t fl = th_ws_frame(f, 0x81, 1, "first", 5);
     memcpy(req + n, f, fl);
     ck_assert_int_eq(th_send(fd, req, (size_t)n + fl), 0);
     size_t len = 0;
     while (len < 4 || memcmp(resp + len - 4, "\r\n\r\n", 4) != 0)
-        ck_assert_int_eq(read_exact(fd, resp + len++, 1), 0);
+        ck_assert_int_eq(th_read_exact(fd, resp + len++, 1, WAIT_MS), 0);
     expect_message(fd, 0x81, "first", 5);
     close(fd);
 }
@@ -462,13 +388,13 @@ START_TEST(test_fragments_with_interleaved_control_frames_come_back_whole)
 {
     unsigned char msg[512];
     size_t n = 0;
-    n += frame(msg + n, 0x01, 1, "frag", 4);
-    n += frame(msg + n, 0x89, 1, "p1", 2);
-    n += frame(msg + n, 0x00, 1, "", 0);
-    n += frame(msg + n, 0x8a, 1, "unsolicited", 11); /* a pong nobody asked for */
-    n += frame(msg + n, 0x00, 1, "men", 3);
-    n += frame(msg + n, 0x89, 1, "p2", 2);
-    n += frame(msg + n, 0x80, 1, "ted \xe2\x9c\x93", 7);
+    n += th_ws_frame(msg + n, 0x01, 1, "frag", 4);
+    n += th_ws_frame(msg + n, 0x89, 1, "p1", 2);
+    n += th_ws_frame(msg + n, 0x00, 1, "", 0);
+    n += th_ws_frame(msg + n, 0x8a, 1, "unsolicited", 11); /* a pong nobody asked for */
+    n += th_ws_frame(msg + n, 0x00, 1, "men", 3);
+    n += th_ws_frame(msg + n, 0x89, 1, "p2", 2);
+    n += th_ws_frame(msg + n, 0x80, 1, "ted \xe2\x9c\x93", 7);
     int fd = ws_connect("/echo");
     /* One byte per send(): every split of header and payload. */
     for (size_t i = 0; i < n; i++)
@@ -527,7 +453,7 @@ START_TEST(test_deflated_messages_are_inflated_and_answered_compressed)
         ck_assert_uint_lt(cn, 500);
         send_frame(fd, 0xc1, 1, c, cn); /* FIN, RSV1, text */
         size_t n;
-        ck_assert_int_eq(read_frame(fd, (unsigned char *)c, sizeof c, &n), 0xc1);
+        ck_assert_int_eq(th_ws_read_frame(fd, (unsigned char *)c, sizeof c, &n, WAIT_MS), 0xc1);
         memcpy(c + n, "\0\0\xff\xff", 4);
         zd.next_in = (Bytef *)c;
         zd.avail_in = (uInt)n + 4;
@@ -562,29 +488,29 @@ static void violation(const char *path, const void *bytes, size_t n, int code)
 START_TEST(test_unmasked_frame_is_1002)
 {
     unsigned char f[32];
-    violation("/echo", f, frame(f, 0x81, 0, "hi", 2), 1002);
+    violation("/echo", f, th_ws_frame(f, 0x81, 0, "hi", 2), 1002);
 }
 END_TEST
 
 START_TEST(test_reserved_bits_and_opcodes_are_1002)
 {
     unsigned char f[32];
-    violation("/plain", f, frame(f, 0xc1, 1, "hi", 2), 1002); /* RSV1, not negotiated */
-    violation("/echo", f, frame(f, 0xa1, 1, "hi", 2), 1002);  /* RSV2 */
-    violation("/echo", f, frame(f, 0x83, 1, "hi", 2), 1002);  /* opcode 3 */
-    violation("/echo", f, frame(f, 0x8b, 1, "hi", 2), 1002);  /* opcode 11 */
+    violation("/plain", f, th_ws_frame(f, 0xc1, 1, "hi", 2), 1002); /* RSV1, not negotiated */
+    violation("/echo", f, th_ws_frame(f, 0xa1, 1, "hi", 2), 1002);  /* RSV2 */
+    violation("/echo", f, th_ws_frame(f, 0x83, 1, "hi", 2), 1002);  /* opcode 3 */
+    violation("/echo", f, th_ws_frame(f, 0x8b, 1, "hi", 2), 1002);  /* opcode 11 */
 }
 END_TEST
 
 START_TEST(test_fragmented_control_frame_and_bad_order_are_1002)
 {
     unsigned char f[256];
-    violation("/echo", f, frame(f, 0x09, 1, "ping", 4), 1002); /* ping without FIN */
+    violation("/echo", f, th_ws_frame(f, 0x09, 1, "ping", 4), 1002); /* ping without FIN */
     static unsigned char big[126];
-    violation("/echo", f, frame(f, 0x89, 1, big, sizeof big), 1002); /* ping > 125 */
-    violation("/echo", f, frame(f, 0x80, 1, "x", 1), 1002); /* continuation first */
-    size_t n = frame(f, 0x01, 1, "a", 1);
-    n += frame(f + n, 0x81, 1, "b", 1); /* a new message inside another */
+    violation("/echo", f, th_ws_frame(f, 0x89, 1, big, sizeof big), 1002); /* ping > 125 */
+    violation("/echo", f, th_ws_frame(f, 0x80, 1, "x", 1), 1002); /* continuation first */
+    size_t n = th_ws_frame(f, 0x01, 1, "a", 1);
+    n += th_ws_frame(f + n, 0x81, 1, "b", 1); /* a new message inside another */
     violation("/echo", f, n, 1002);
 }
 END_TEST
@@ -594,15 +520,15 @@ START_TEST(test_invalid_utf8_split_across_fragments_fails_before_the_end)
     /* "€" is e2 82 ac: the first fragment ends after e2 82 (valid so far), the second
      * starts with '(' -- invalid. No final fragment is ever sent. */
     unsigned char f[64];
-    size_t n = frame(f, 0x01, 1, "ok \xe2\x82", 5);
+    size_t n = th_ws_frame(f, 0x01, 1, "ok \xe2\x82", 5);
     int fd = ws_connect("/echo");
     ck_assert_int_eq(th_send(fd, f, n), 0);
-    ck_assert_int_eq(th_send(fd, f, frame(f, 0x00, 1, "(more", 5)), 0);
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, 0x00, 1, "(more", 5)), 0);
     expect_close(fd, 1007);
     close(fd);
     /* Stream mode: the same, and the piece before the bad byte was already delivered. */
     fd = ws_connect("/stream");
-    ck_assert_int_eq(th_send(fd, f, frame(f, 0x01, 1, "ok \xed\xa0", 5)), 0); /* surrogate */
+    ck_assert_int_eq(th_send(fd, f, th_ws_frame(f, 0x01, 1, "ok \xed\xa0", 5)), 0); /* surrogate */
     expect_close(fd, 1007);
     close(fd);
 }
@@ -611,10 +537,10 @@ END_TEST
 START_TEST(test_invalid_close_frames_are_1002_or_1007)
 {
     unsigned char f[64];
-    violation("/echo", f, frame(f, 0x88, 1, "\x03", 1), 1002);         /* 1-byte payload */
-    violation("/echo", f, frame(f, 0x88, 1, "\x03\xe7", 2), 1002);     /* code 999 */
-    violation("/echo", f, frame(f, 0x88, 1, "\x03\xed", 2), 1002);     /* 1005 */
-    violation("/echo", f, frame(f, 0x88, 1, "\x03\xe8\xc0\xaf", 4), 1007); /* bad reason */
+    violation("/echo", f, th_ws_frame(f, 0x88, 1, "\x03", 1), 1002);         /* 1-byte payload */
+    violation("/echo", f, th_ws_frame(f, 0x88, 1, "\x03\xe7", 2), 1002);     /* code 999 */
+    violation("/echo", f, th_ws_frame(f, 0x88, 1, "\x03\xed", 2), 1002);     /* 1005 */
+    violation("/echo", f, th_ws_frame(f, 0x88, 1, "\x03\xe8\xc0\xaf", 4), 1007); /* bad reason */
 }
 END_TEST
 
@@ -623,13 +549,13 @@ START_TEST(test_oversized_message_is_1009)
     unsigned char f[2100];
     static char big[2000];
     memset(big, 'x', sizeof big);
-    violation("/small", f, frame(f, 0x82, 1, big, sizeof big), 1009);
+    violation("/small", f, th_ws_frame(f, 0x82, 1, big, sizeof big), 1009);
     /* Fragments that add up past the limit. */
-    size_t n = frame(f, 0x02, 1, big, 600);
-    n += frame(f + n, 0x80, 1, big, 600);
+    size_t n = th_ws_frame(f, 0x02, 1, big, 600);
+    n += th_ws_frame(f + n, 0x80, 1, big, 600);
     violation("/small", f, n, 1009);
     /* The length alone, 17 MiB, against the 16 MiB default. */
-    violation("/echo", f, frame(f, 0x82, 1, NULL, 17u << 20), 1009);
+    violation("/echo", f, th_ws_frame(f, 0x82, 1, NULL, 17u << 20), 1009);
 }
 END_TEST
 
@@ -674,7 +600,7 @@ START_TEST(test_unanswered_close_times_out)
     send_frame(fd, 0x81, 1, "close-me", 8);
     unsigned char b[64];
     size_t n;
-    ck_assert_int_eq(read_frame(fd, b, sizeof b, &n), 0x88);
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x88);
     /* We never answer: the server ends it after its close timeout. */
     ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
     gh_time_t took = gh_now() - t0;
@@ -689,7 +615,7 @@ START_TEST(test_abrupt_reset_is_reported_1006_and_others_go_on)
     int other = ws_connect("/echo");
     int fd = ws_connect("/echo");
     unsigned char f[64];
-    size_t n = frame(f, 0x81, 1, "half a frame", 12);
+    size_t n = th_ws_frame(f, 0x81, 1, "half a frame", 12);
     ck_assert_int_eq(th_send(fd, f, n / 2), 0);
     struct linger lg = {1, 0};
     ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
@@ -730,7 +656,7 @@ START_TEST(test_client_that_stops_reading_gets_bounded_queue_and_drain)
     static unsigned char b[65536];
     for (int i = 0; i < sent; i++) {
         size_t n;
-        ck_assert_int_eq(read_frame(fd, b, sizeof b, &n), 0x82);
+        ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x82);
         ck_assert_uint_eq(n, sizeof chunk);
     }
     ck_assert(wait_count(&n_drained, 1));

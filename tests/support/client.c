@@ -91,6 +91,24 @@ ssize_t th_read_all(int fd, char *buf, size_t cap, int timeout_ms, int *closed)
     return (ssize_t)len;
 }
 
+int th_read_exact(int fd, void *buf, size_t n, int timeout_ms)
+{
+    gh_time_t deadline = gh_now() + (gh_time_t)timeout_ms * GH_MSEC;
+    char *p = buf;
+    while (n > 0) {
+        if (wait_readable(fd, deadline) <= 0)
+            return -1;
+        ssize_t k = recv(fd, p, n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 static const char *find_crlfcrlf(const char *p, size_t n)
 {
     for (size_t i = 0; i + 3 < n; i++)

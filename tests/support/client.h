@@ -22,6 +22,8 @@ int th_sends(int fd, const char *s);
  * (NUL-terminated in buf, which must hold cap + 1), or -1 on error. *closed is set to 1
  * when EOF was seen. */
 ssize_t th_read_all(int fd, char *buf, size_t cap, int timeout_ms, int *closed);
+/* Read exactly n bytes within timeout_ms. 0, or -1 on EOF, error or timeout. */
+int th_read_exact(int fd, void *buf, size_t n, int timeout_ms);
 /* Read one HTTP response (headers + Content-Length or chunked body, or until close).
  * Returns its length in buf (NUL-terminated), 0 on clean EOF before any byte, -1 on
  * error or timeout. Leftover bytes are kept in the per-fd stash for the next call. */

@@ -20,6 +20,14 @@ void th_server_start(const gh_server_config_t *cfg)
     ck_assert_int_gt(th_port, 0);
 }
 
+void th_server_start_handler(gh_handler_fn h)
+{
+    gh_server_config_t cfg;
+    gh_server_config_init(&cfg);
+    cfg.handler = h;
+    th_server_start(&cfg);
+}
+
 void th_server_close(void)
 {
     if (th_srv)

@@ -23,6 +23,8 @@ extern char th_rbuf[1 << 16];
 
 /* Start th_srv with cfg on 127.0.0.1:0 and set th_port (asserts each step). */
 void th_server_start(const gh_server_config_t *cfg);
+/* Start th_srv with the default configuration and handler h (the common fixture). */
+void th_server_start_handler(gh_handler_fn h);
 /* Close th_srv if one was started; th_srv is NULL afterwards. */
 void th_server_close(void);
 
