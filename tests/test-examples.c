@@ -741,11 +741,7 @@ static TCase *tcase(const char *name, void (*setup)(void), void (*teardown)(void
 Suite *test_suite(void)
 {
     /* 1,000 client sockets plus 1,000 server ones (the children inherit the limit). */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    th_raise_nofile();
     atexit(kill_children);
     /* The client tests need python3 with the websockets module (Debian
      * python3-websockets, installed by scripts/setup.sh for make check). */

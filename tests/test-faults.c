@@ -136,15 +136,6 @@ static void small_rcvbuf(int fd)
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
 }
 
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 /* The server answers a new client promptly (within ms). */
 static void assert_serves(int ms)
 {
@@ -230,7 +221,7 @@ static long pct(long *v, int n, int p)
 
 START_TEST(test_faults_slowloris_1000_tricklers_closed_at_header_timeout)
 {
-    raise_nofile();
+    th_raise_nofile();
     gh_server_config_t cfg;
     config(&cfg);
     cfg.read_header_timeout = TRICKLE_TIMEOUT_MS * GH_MSEC;
@@ -628,7 +619,7 @@ END_TEST
 
 START_TEST(test_faults_soak_returns_descriptors_and_live_heap_to_baseline)
 {
-    raise_nofile();
+    th_raise_nofile();
     soak_opts_t o = {.requests = 5000, .hijacks = 500, .conns = 20, .max_workers = 8};
     soak_result_t r;
     int rc = soak_run(&o, &r);

@@ -780,11 +780,7 @@ static TCase *tcase(const char *name)
 
 Suite *test_suite(void)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    th_raise_nofile();
     /* The real clients: python3-websockets, and npm's ws from tests/ws/node_modules. */
     py = th_client("PYTHON3", "python3", "-c 'import websockets'");
     const char *src = getenv("top_srcdir");

@@ -40,6 +40,9 @@ int th_wait_closed(int fd, int timeout_ms);
 /* Run a shell command and capture stdout (NUL-terminated) into out; returns exit status
  * or -1. */
 int th_run(const char *cmd, char *out, size_t cap);
+/* Raise the soft limit on open descriptors to the hard one (suites with 1,000 sockets;
+ * children inherit it). */
+void th_raise_nofile(void);
 /* Path of a program from the environment (e.g. "CURL") or PATH; NULL if unavailable. */
 const char *th_tool(const char *envname, const char *fallback);
 /* A real client some tests of the suite need (curl, python3 with a module): call it
