@@ -16,33 +16,14 @@ Exit 77: the websockets module cannot be imported.
 import asyncio
 import sys
 
-try:
-    import websockets
-except ImportError as e:  # pragma: no cover
-    print("SKIP: python3-websockets not importable: %s" % e, file=sys.stderr)
-    sys.exit(77)
+import wscommon  # exits 77 without python3-websockets
+from wscommon import check, roundtrip, websockets
 
 TIMEOUT = 30
 
 
 def connect(port, path="/echo", **kw):
-    kw.setdefault("max_size", None)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("open_timeout", TIMEOUT)
-    kw.setdefault("close_timeout", TIMEOUT)
-    return websockets.connect("ws://127.0.0.1:%d%s" % (port, path), **kw)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-async def roundtrip(ws, msg):
-    await ws.send(msg)
-    got = await ws.recv()
-    check(type(got) is type(msg), "type %s != %s" % (type(got), type(msg)))
-    check(got == msg, "echo differs (%d vs %d bytes)" % (len(got), len(msg)))
+    return wscommon.connect(port, path, TIMEOUT, **kw)
 
 
 def payload(n):
