@@ -38,7 +38,7 @@
 #include "ex-common.h"
 #include "httpc.h"
 
-#define MAX_CONNS 4000
+#define MAX_CONNS 10000
 
 static const struct {
     const char *name;
