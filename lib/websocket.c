@@ -678,6 +678,10 @@ static int frame_start(gh_ws_t *ws)
     }
     if (ws->failed)
         return 0;
+    if ((op == GH_WS_TEXT && ws->cfg->refuse_text) || (op == GH_WS_BINARY && ws->cfg->refuse_binary)) {
+        ws_fail(ws, GH_WS_UNSUPPORTED, 0); /* §7.4.1: a kind of data it cannot accept */
+        return -1;
+    }
     if (op != GH_WS_CONT) {
         ws->msg_op = (uint8_t)op;
         ws->msg_z = (rsv & 4) != 0;

@@ -33,7 +33,7 @@
 static gh_server_t *srv;
 static int port;
 static gh_ws_config_t echo_cfg, small_cfg, stream_cfg, proto_cfg, hold_cfg, quick_cfg,
-    probe_cfg, plain_cfg;
+    probe_cfg, plain_cfg, text_cfg, ping_cfg;
 static const char *const protos[] = {"chat.v2", "chat.v1", NULL};
 
 /* What the callbacks saw; read on the test thread under mu. */
@@ -115,6 +115,8 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
                                 : !strcmp(t, "/quick")  ? &quick_cfg
                                 : !strcmp(t, "/probe")  ? &probe_cfg
                                 : !strcmp(t, "/plain")  ? &plain_cfg
+                                : !strcmp(t, "/text")   ? &text_cfg
+                                : !strcmp(t, "/ping")   ? &ping_cfg
                                                         : &echo_cfg;
     gh_ws_t *ws;
     if (gh_ws_upgrade(w, r, cfg, &ws) < 0)
@@ -147,6 +149,10 @@ static void setup(void)
     config(&probe_cfg);
     config(&plain_cfg);
     plain_cfg.deflate = 0;
+    config(&text_cfg);
+    text_cfg.refuse_binary = 1;
+    config(&ping_cfg);
+    ping_cfg.ping_interval = 100 * GH_MSEC;
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = handler;
@@ -544,6 +550,17 @@ START_TEST(test_invalid_close_frames_are_1002_or_1007)
 }
 END_TEST
 
+START_TEST(test_refused_kind_of_data_is_1003)
+{
+    unsigned char f[32];
+    int fd = ws_connect("/text");
+    send_frame(fd, 0x81, 1, "text is fine", 12);
+    expect_message(fd, 0x81, "text is fine", 12);
+    close(fd);
+    violation("/text", f, frame(f, 0x82, 1, "bin", 3), 1003);
+}
+END_TEST
+
 START_TEST(test_oversized_message_is_1009)
 {
     unsigned char f[2100];
@@ -606,6 +623,24 @@ START_TEST(test_unanswered_close_times_out)
     gh_time_t took = gh_now() - t0;
     ck_assert_int_ge(took, (CLOSE_TIMEOUT_MS - 20) * GH_MSEC);
     ck_assert(wait_count(&n_closed, 1));
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_keepalive_pings_and_a_silent_peer_is_dropped)
+{
+    int fd = ws_connect("/ping");
+    unsigned char b[64];
+    size_t n;
+    for (int i = 0; i < 2; i++) { /* pinged, and kept while it answers */
+        ck_assert_int_eq(read_frame(fd, b, sizeof b, &n), 0x89);
+        send_frame(fd, 0x8a, 1, b, n);
+    }
+    ck_assert_int_eq(read_frame(fd, b, sizeof b, &n), 0x89);
+    /* No pong this time: ended within the next interval, reported abnormal. */
+    ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_code, 1006);
     close(fd);
 }
 END_TEST
@@ -812,6 +847,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_fragmented_control_frame_and_bad_order_are_1002);
     tcase_add_test(tc, test_invalid_utf8_split_across_fragments_fails_before_the_end);
     tcase_add_test(tc, test_invalid_close_frames_are_1002_or_1007);
+    tcase_add_test(tc, test_refused_kind_of_data_is_1003);
     tcase_add_test(tc, test_oversized_message_is_1009);
     suite_add_tcase(s, tc);
 
@@ -819,6 +855,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_close_code_and_reason_are_echoed_and_reported);
     tcase_add_test(tc, test_server_initiated_close_completes_on_answer);
     tcase_add_test(tc, test_unanswered_close_times_out);
+    tcase_add_test(tc, test_keepalive_pings_and_a_silent_peer_is_dropped);
     tcase_add_test(tc, test_abrupt_reset_is_reported_1006_and_others_go_on);
     suite_add_tcase(s, tc);
 

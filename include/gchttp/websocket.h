@@ -118,6 +118,8 @@ typedef struct gh_ws_config_s {
     gh_time_t close_timeout;       /*< wait for the peer's close: default 5 s */
     gh_time_t ping_interval;       /*< keep-alive pings; 0 (default): none. A pong must
                                        come before the next ping, or the connection ends */
+    int refuse_text;               /*< text messages fail the connection with 1003 */
+    int refuse_binary;             /*< binary messages fail it with 1003 (§7.4.1) */
     int deflate;                   /*< accept permessage-deflate offers (default 1) */
     int server_no_context_takeover; /*< ask for it even if the client did not */
     int client_no_context_takeover; /*< ask the client for it when it allows */
