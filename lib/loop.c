@@ -129,7 +129,7 @@ static int dispatch(gh_server_t *s, gh_conn_t *c)
     /* q_cap is never 0: 64 from gh_server_new, only doubled above. */
     /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     s->queue[(s->q_head + s->q_len) % s->q_cap] = c;
-    s->q_len++;
+    __atomic_store_n(&s->q_len, s->q_len + 1, __ATOMIC_RELAXED); /* kick_queue peeks */
     serve_queue(s);
     return 0;
 }
@@ -139,7 +139,7 @@ __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
     gh_conn_t *c = s->queue[s->q_head];
     s->queue[s->q_head] = NULL;
     s->q_head = (s->q_head + 1) % s->q_cap;
-    s->q_len--;
+    __atomic_store_n(&s->q_len, s->q_len - 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&s->mu);
     gh__conn_serve(c);
@@ -531,7 +531,7 @@ static int expire_timers(gh_server_t *s)
     if (s->accept_resume_at) {
         if (s->accept_resume_at <= now) {
             s->accept_resume_at = 0;
-            if (!s->stopping)
+            if (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
                 set_listeners_enabled(s, 1);
         } else if (!next || s->accept_resume_at < next) {
             next = s->accept_resume_at;
@@ -563,7 +563,7 @@ __attribute__((noinline)) static void handle_event(gh_server_t *s, gh__pctx_t *p
     }
     if (tag & GH__TAG_LISTENER) {
         int li = (int)(tag & 0xff);
-        if (li < s->n_listeners && s->lfd[li] >= 0 && !s->stopping)
+        if (li < s->n_listeners && s->lfd[li] >= 0 && !__atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
             do_accept(s, pc, li);
         return;
     }

@@ -58,6 +58,8 @@ struct gh_server_s {
     int n_listeners;
     int epfd, wakefd;
     size_t conns_cap;
+    /* q_len and stopping: written under mu with __atomic stores, read under mu, or
+     * without it through __atomic loads (kick_queue, gh__server_stopping). */
     size_t q_head, q_len, q_cap;
     int n_threads, n_idle_workers, max_workers;
     int poller_vacant;       /* atomic: the role waits for a thread to take it */

@@ -182,7 +182,7 @@ int gh_server_start(gh_server_t *s)
         return GH_EBUSY;
     }
     s->started = 1;
-    s->poller_vacant = 1; /* taken by the first pool thread */
+    __atomic_store_n(&s->poller_vacant, 1, __ATOMIC_RELAXED); /* taken by the first pool thread */
     pthread_mutex_unlock(&s->mu);
     if (s->cfg.gc_heap_min >= 0) {
         size_t want = s->cfg.gc_heap_min ? (size_t)s->cfg.gc_heap_min : (size_t)16 << 20;
@@ -217,7 +217,7 @@ static void close_listeners(gh_server_t *s)
 int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
 {
     pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELAXED);
     close_listeners(s);
     pthread_mutex_unlock(&s->mu);
     gh__loop_wake(s);
@@ -261,7 +261,7 @@ int gh_server_close(gh_server_t *s)
         pthread_mutex_unlock(&s->mu);
         return 0;
     }
-    s->stopping = 1;
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->closed, 1, __ATOMIC_SEQ_CST);
     close_listeners(s);
     pthread_mutex_unlock(&s->mu);
