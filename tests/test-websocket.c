@@ -557,7 +557,7 @@ START_TEST(test_refused_kind_of_data_is_1003)
     send_frame(fd, 0x81, 1, "text is fine", 12);
     expect_message(fd, 0x81, "text is fine", 12);
     close(fd);
-    violation("/text", f, frame(f, 0x82, 1, "bin", 3), 1003);
+    violation("/text", f, th_ws_frame(f, 0x82, 1, "bin", 3), 1003);
 }
 END_TEST
 
@@ -633,10 +633,10 @@ START_TEST(test_keepalive_pings_and_a_silent_peer_is_dropped)
     unsigned char b[64];
     size_t n;
     for (int i = 0; i < 2; i++) { /* pinged, and kept while it answers */
-        ck_assert_int_eq(read_frame(fd, b, sizeof b, &n), 0x89);
+        ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x89);
         send_frame(fd, 0x8a, 1, b, n);
     }
-    ck_assert_int_eq(read_frame(fd, b, sizeof b, &n), 0x89);
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x89);
     /* No pong this time: ended within the next interval, reported abnormal. */
     ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
     ck_assert(wait_count(&n_closed, 1));
