@@ -556,32 +556,48 @@ static gh_type_t bclient_type = GH_TYPE_INIT("guile-client", struct bclient, bcl
 /* The back end's server.
  * Alloc:     gh_obj_new by %gchttp-open.
  * Lifetime:  the Scheme server object, and the gchttp server (its handler_data).
- * OS state:  efd: closed by the finalizer once the back end is unreachable, not by
- *            %gchttp-close, because a #:threads loop may still be about to wait on it
- *            (it then sees `closing`; a closed descriptor could have been reused).
+ * OS state:  none of its own (the waiting Scheme threads sleep on eventfds of their own).
  * Threads:   queue fields under mu; s is set once before the server starts. */
 struct bsrv {
     gh_server_t *s;
     struct bclient *head, *tail; /* waiting for a Scheme thread */
     struct bclient *inflight;    /* claimed, not finished */
     pthread_mutex_t mu;
-    int efd;                     /* made readable when a request comes for a sleeper */
-    int sleepers;                /* Scheme threads waiting on efd (or about to) */
-    int signalled;               /* efd is readable */
+    struct sleeper *sleeping;    /* Scheme threads waiting for a request (not traced:
+                                  * nodes on their C stacks, no GC pointers in them) */
     int closing;
     size_t body_limit;           /* 0: none */
 };
 static const size_t bsrv_ptrs[] = {offsetof(struct bsrv, s), offsetof(struct bsrv, head),
                                    offsetof(struct bsrv, tail), offsetof(struct bsrv, inflight)};
-static void bsrv_finalize(void *o)
+static gh_type_t bsrv_type = GH_TYPE_INIT("guile-backend", struct bsrv, bsrv_ptrs);
+
+/* A Scheme thread waiting in %gchttp-next: a node on its own stack, on the back end's
+ * sleeping list while it sleeps on its thread's eventfd. A new request wakes one
+ * sleeper (not all of them: with #:threads 16 that was 15 wake-ups for nothing). */
+struct sleeper {
+    struct sleeper *next;
+    int fd;     /* the thread's eventfd */
+    int woken;  /* under mu: taken off the list and signalled */
+};
+
+/* One eventfd per thread that ever waits, closed when the thread exits. */
+static pthread_key_t efd_key;
+static pthread_once_t efd_once = PTHREAD_ONCE_INIT;
+static void efd_key_free(void *p) { close((int)(intptr_t)p - 1); }
+static void efd_key_init(void) { (void)pthread_key_create(&efd_key, efd_key_free); }
+static int thread_efd(void)
 {
-    struct bsrv *b = o;
-    if (b->efd >= 0)
-        close(b->efd);
+    pthread_once(&efd_once, efd_key_init);
+    void *v = pthread_getspecific(efd_key);
+    if (v)
+        return (int)(intptr_t)v - 1;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    (void)pthread_setspecific(efd_key, (void *)(intptr_t)(fd + 1));
+    return fd;
 }
-static gh_type_t bsrv_type = {"guile-backend", sizeof(struct bsrv), bsrv_ptrs,
-                              sizeof bsrv_ptrs / sizeof bsrv_ptrs[0], 0, bsrv_finalize,
-                              0, 0, 0, 0, 0, 0};
 
 static SCM bsrv_type_scm, bclient_type_scm;
 
@@ -624,9 +640,11 @@ static void b_handler(gh_response_t *w, gh_request_t *r, void *data)
         b->head = c;
     b->tail = c;
     /* A busy Scheme thread finds the request when it asks next: no system call. */
-    if (b->sleepers && !b->signalled) {
-        b->signalled = 1;
-        efd_set(b->efd);
+    struct sleeper *z = b->sleeping;
+    if (z) {
+        b->sleeping = z->next;
+        z->woken = 1;
+        efd_set(z->fd);
     }
     pthread_mutex_unlock(&b->mu);
     (void)gh_ctx_wait(done, 0);
@@ -686,11 +704,7 @@ static SCM b_open(SCM opts)
     struct bsrv *b = gh_obj_new(&bsrv_type);
     if (!b)
         gh_guile_error(who, GH_ENOMEM);
-    b->efd = -1;
     pthread_mutex_init(&b->mu, NULL);
-    b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (b->efd < 0)
-        gh_guile_error(who, -errno);
     b->body_limit = (size_t)opt_long(opts, "body-limit", 0);
 
     gh_server_config_t cfg;
@@ -735,8 +749,6 @@ static SCM b_open(SCM opts)
         rc = gh_server_start(s);
     if (rc < 0) {
         scm_without_guile(close_without_guile, s);
-        close(b->efd);
-        b->efd = -1;
         gh_guile_error(who, rc);
     }
     return scm_make_foreign_object_1(bsrv_type_scm, b);
@@ -775,12 +787,13 @@ static SCM b_next(SCM srv, SCM timeout)
     gh_time_t deadline = 0;
     if (!SCM_UNBNDP(timeout) && scm_is_true(timeout))
         deadline = gh_now() + (gh_time_t)(scm_to_double(timeout) * 1e9);
+    int efd = thread_efd();
+    if (efd < 0)
+        gh_guile_error("gchttp-read", efd);
     for (;;) {
         pthread_mutex_lock(&b->mu);
         struct bclient *c = b->closing ? NULL : b_pop(b);
         int closing = b->closing;
-        if (!c && !closing)
-            b->sleepers++;
         pthread_mutex_unlock(&b->mu);
         if (c)
             return scm_make_foreign_object_1(bclient_type_scm, c);
@@ -790,38 +803,40 @@ static SCM b_next(SCM srv, SCM timeout)
          * few times, yielding the CPU, before paying for a sleep and a wake-up. */
         for (int spin = 0; spin < GH_GUILE_QUEUE_SPINS && !__atomic_load_n(&b->head, __ATOMIC_ACQUIRE); spin++)
             sched_yield();
-        if (GH_GUILE_QUEUE_SPINS && __atomic_load_n(&b->head, __ATOMIC_ACQUIRE)) {
-            pthread_mutex_lock(&b->mu);
-            b->sleepers--;
-            pthread_mutex_unlock(&b->mu);
-            continue;
-        }
         struct timeval tv, *tvp = NULL;
         if (deadline) {
             gh_time_t left = deadline - gh_now();
-            if (left <= 0) {
-                pthread_mutex_lock(&b->mu);
-                b->sleepers--;
-                pthread_mutex_unlock(&b->mu);
+            if (left <= 0)
                 return SCM_BOOL_F;
-            }
             tv.tv_sec = (time_t)(left / GH_SEC);
             tv.tv_usec = (suseconds_t)((left % GH_SEC) / 1000);
             tvp = &tv;
         }
+        struct sleeper me = {NULL, efd, 0};
+        pthread_mutex_lock(&b->mu);
+        if (b->head || b->closing) {
+            pthread_mutex_unlock(&b->mu);
+            continue;
+        }
+        me.next = b->sleeping;
+        b->sleeping = &me;
+        pthread_mutex_unlock(&b->mu);
         fd_set rd;
         FD_ZERO(&rd);
-        FD_SET(b->efd, &rd);
-        int rc = scm_std_select(b->efd + 1, &rd, NULL, NULL, tvp);
+        FD_SET(efd, &rd);
+        int rc = scm_std_select(efd + 1, &rd, NULL, NULL, tvp);
         int err = errno;
+        /* Off the list before anything can leave this frame (an async may throw). */
         pthread_mutex_lock(&b->mu);
-        b->sleepers--;
-        /* The last sleeper to wake re-arms the descriptor (closing keeps it readable). */
-        if (b->signalled && !b->sleepers && !b->closing) {
-            b->signalled = 0;
-            efd_clear(b->efd);
-        }
+        if (!me.woken)
+            for (struct sleeper **pp = &b->sleeping; *pp; pp = &(*pp)->next)
+                if (*pp == &me) {
+                    *pp = me.next;
+                    break;
+                }
         pthread_mutex_unlock(&b->mu);
+        if (me.woken)
+            efd_clear(efd);
         if (rc < 0 && err != EINTR)
             gh_guile_error("gchttp-read", -err);
         scm_async_tick(); /* run pending asyncs: SIGINT throws 'interrupt from here */
@@ -1050,10 +1065,11 @@ static SCM b_close(SCM srv)
     b->closing = 1;
     struct bclient *q = b->head, *f = b->inflight;
     b->head = b->tail = b->inflight = NULL;
-    if (!b->signalled) {
-        b->signalled = 1;
-        efd_set(b->efd); /* wake every waiting Scheme thread: they see closing */
+    for (struct sleeper *z = b->sleeping; z; z = z->next) { /* they see closing */
+        z->woken = 1;
+        efd_set(z->fd);
     }
+    b->sleeping = NULL;
     pthread_mutex_unlock(&b->mu);
     for (struct bclient *c = q, *nx; c; c = nx) {
         nx = c->next;
