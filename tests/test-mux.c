@@ -58,6 +58,9 @@ static const char *const tree[] = {
     "/files/{path...}",
     "/lit/a%2Fb",
     "/{$}",
+    "/b/{bucket}/o/{objectname...}",
+    "/images/",
+    "/images/thumbnails/",
     NULL,
 };
 
@@ -116,6 +119,12 @@ static const row_t tree_rows[] = {
     {"GET", "", "/a//b", 301, NULL, NULL, "/a/b"},
     {"GET", "", "/a/./b?z=2", 301, NULL, NULL, "/a/b?z=2"},
     {"GET", "", "/..", 301, NULL, NULL, "/"},
+    /* the examples of Go's ServeMux documentation */
+    {"GET", "", "/b/mybucket/o/a/b/c.txt", 200, "/b/{bucket}/o/{objectname...}",
+     "bucket=mybucket;objectname=a/b/c.txt", NULL},
+    {"GET", "", "/images/thumbnails/x.png", 200, "/images/thumbnails/", NULL, NULL},
+    {"GET", "", "/images/x.png", 200, "/images/", NULL, NULL},
+    {"GET", "", "/images/thumbnails", 301, NULL, NULL, "/images/thumbnails/"},
     /* the server-wide target and bad escapes */
     {"OPTIONS", "", "*", 400, NULL, NULL, NULL},
     {"GET", "", "/a/%zz", 400, NULL, NULL, NULL},
@@ -323,6 +332,9 @@ static const conflict_row_t conflict_rows[] = {
     {"example.com/a/{x}", "/{y}/b", 0, NULL},
     {"example.com/a/{x}", "example.com/{y}/b", 1, "both match \"/a/b\""},
     {"a.com/x", "b.com/x", 0, NULL},
+    /* Go's documentation: neither is more specific, both match "/posts/latest". */
+    {"/posts/{id}", "/{resource}/latest", 1, "both match \"/posts/latest\""},
+    {"/images/", "/images/thumbnails/", 0, NULL},
 };
 
 START_TEST(test_mux_refuses_conflicting_patterns_naming_both)

@@ -27,7 +27,8 @@
  *
  * Lookup is a walk down a routing tree (host, method, then one level per segment) that
  * costs O(path length), not O(number of patterns), and allocates nothing on a hit
- * except one block for the path values when the pattern has wildcards.
+ * except one block for the path values when the pattern has wildcards (paths of more
+ * than about 500 bytes, or with escapes and more than 256, take a scratch block too).
  */
 #ifndef GCHTTP_MUX_H
 #define GCHTTP_MUX_H
