@@ -1,7 +1,7 @@
 /*
  * examples/hello.c: keep-alive "Hello world.\n" (13 bytes) for load generators.
  *
- *   examples/hello --listen 127.0.0.1:8080 [--workers N]
+ *   examples/hello --listen 127.0.0.1:8080 [--loops N] [--workers N]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,8 +23,9 @@ static void hello(gh_response_t *w, gh_request_t *r, void *data)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: hello [--listen HOST:PORT] [--workers N]\n"
+    fprintf(f, "usage: hello [--listen HOST:PORT] [--loops N] [--workers N]\n"
                "Serve \"Hello world.\\n\" on every request (default 127.0.0.1:8080).\n"
+               "--loops: event loops (default: one per CPU this process may use).\n"
                "Prints the bound address on stdout, then serves until SIGINT/SIGTERM.\n");
 }
 
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
             listen = argv[++i];
+        } else if (!strcmp(argv[i], "--loops") && i + 1 < argc) {
+            cfg.loops = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
             cfg.max_workers = atoi(argv[++i]);
         } else {

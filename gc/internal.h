@@ -12,6 +12,7 @@
 #endif
 #include <gc/gc.h>
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,6 +48,14 @@ void *gh__ptrs_new(size_t n);
 /* The "about to block" hook, called by gh_fd waits and gh_ctx_wait (lib/internal.h
  * has gh__will_block); set by lib/server.c. */
 extern void (*gh__block_hook)(void);
+/* gh_thread_start for the library's own threads: SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+ * SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGCHLD, SIGWINCH... blocked (every signal but
+ * the synchronous ones and the collector's own stop-the-world pair), so that a
+ * program's sigwait or signalfd in its main thread sees them (Go routes them the
+ * same way). */
+int gh__thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Detach a thread from gh_thread_start: it ends on its own, unjoined. */
+int gh__thread_detach(pthread_t t);
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 struct gh_fd_s *gh__fd_new_socket(int fd);
 /* sendfile(2) of n bytes of in_fd from *off (advanced) to a socket, with its write

@@ -1,6 +1,9 @@
 /* gc/thread.c: GC-registered threads (gchttp/thread.h). */
 #include "config.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "internal.h"
 #include "gchttp/thread.h"
 
@@ -37,4 +40,40 @@ int gh_thread_register(void)
 int gh_thread_unregister(void)
 {
     return GC_unregister_my_thread() == GC_SUCCESS ? 0 : GH_EINVAL;
+}
+
+/* The asynchronous signals a program may want to take in one thread of its own
+ * (sigwait, signalfd, or a handler it expects to run on its main thread). Synchronous
+ * ones (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS, SIGXFSZ) must stay
+ * deliverable to the thread that raised them, SIGPROF to the thread a profiler samples,
+ * and the collector's stop-the-world pair to every registered thread. */
+static void async_signals(sigset_t *set)
+{
+    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+                               SIGPIPE, SIGALRM, SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN,
+                               SIGTTOU, SIGURG,  SIGWINCH, SIGVTALRM, SIGIO};
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(set, sigs[i]);
+    for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+        sigaddset(set, s);
+    sigdelset(set, GC_get_suspend_signal());
+    sigdelset(set, GC_get_thr_restart_signal());
+}
+
+int gh__thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    /* A thread inherits its creator's mask: block around the creation, then restore
+     * the caller's own mask. */
+    sigset_t set, old;
+    async_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int rc = gh_thread_start(t, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int gh__thread_detach(pthread_t t)
+{
+    return -GC_pthread_detach(t);
 }

@@ -324,7 +324,7 @@ void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blockin
                      status, text, status, text, why ? ": " : "", why ? why : "");
     if (n < 0 || (size_t)n >= sizeof buf)
         n = (int)strlen(buf);
-    gh__server_count_request(c->server, 1);
+    gh__server_count_request(c, 1);
     const char *body = strstr(buf, "\r\n\r\n");
     if (gh__server_config(c->server)->access_log)
         log_access(c, "", "", status, body ? (int64_t)(buf + n - body - 4) : 0, 0, 0, 0);
@@ -456,7 +456,7 @@ __attribute__((noinline)) static int serve_one(gh_conn_t *c)
     gh_fd_set_read_deadline(c->fd, cfg->read_timeout ? c->req_start + cfg->read_timeout : 0);
     gh_fd_set_write_deadline(c->fd, cfg->write_timeout ? now + cfg->write_timeout : 0);
     gh__server_set_state(c, GH_STATE_ACTIVE);
-    gh__server_count_request(s, 0);
+    gh__server_count_request(c, 0);
 
     __atomic_store_n(&c->body_pending, req->body ? 1 : 0, __ATOMIC_RELEASE);
     /* Without a body, what is still buffered is a pipelined request, read before the

@@ -1,9 +1,10 @@
 /*
- * lib/connset.c: the server's connection set: the table of connections by descriptor,
+ * lib/connset.c: each loop's connection set: the table of connections by descriptor,
  * the timer lists, and every change of a connection's phase. This file is the only
  * writer of conn->phase, and the only one that counts connections in and out of the
  * active phases (QUEUED..FINISH: what graceful shutdown waits for), so the count
- * follows the phase by construction.
+ * follows the phase by construction. A connection stays with the loop that accepted
+ * it; every structure here is that loop's, under that loop's lock.
  *
  * GC visibility: epoll_event.data is invisible to the collector, so it carries only the
  * descriptor number and the connection id; the connection itself is held by
@@ -25,63 +26,63 @@ static int is_active_phase(int ph)
  * that graceful shutdown waits on. */
 static void set_phase(gh_conn_t *c, int ph)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *l = gh__conn_loop(c);
     int old = __atomic_exchange_n(&c->phase, ph, __ATOMIC_ACQ_REL);
     int was = is_active_phase(old), now = is_active_phase(ph);
     if (now && !was)
-        __atomic_add_fetch(&s->active, 1, __ATOMIC_SEQ_CST);
-    else if (was && !now && __atomic_sub_fetch(&s->active, 1, __ATOMIC_SEQ_CST) == 0)
-        pthread_cond_broadcast(&s->idle_cv);
+        __atomic_add_fetch(&l->active, 1, __ATOMIC_SEQ_CST);
+    else if (was && !now && __atomic_sub_fetch(&l->active, 1, __ATOMIC_SEQ_CST) == 0)
+        pthread_cond_broadcast(&c->server->idle_cv);
 }
 
 /* ---- timer lists (mu held) --------------------------------------------------------- */
 
-static void tl_remove(gh_server_t *s, gh_conn_t *c)
+static void tl_remove(gh__loop_t *s, gh_conn_t *c)
 {
-    int l = c->timer_list;
-    if (l == GH__TL_NONE)
+    int li = c->timer_list;
+    if (li == GH__TL_NONE)
         return;
     if (c->tprev)
         c->tprev->tnext = c->tnext;
     else
-        s->tl_head[l] = c->tnext;
+        s->tl_head[li] = c->tnext;
     if (c->tnext)
         c->tnext->tprev = c->tprev;
     else
-        s->tl_tail[l] = c->tprev;
+        s->tl_tail[li] = c->tprev;
     c->tnext = c->tprev = NULL;
     c->timer_list = GH__TL_NONE;
 }
 
-static void tl_add(gh_server_t *s, gh_conn_t *c, int l, gh_time_t deadline)
+static void tl_add(gh__loop_t *s, gh_conn_t *c, int li, gh_time_t deadline)
 {
     tl_remove(s, c);
-    if (s->tl_dur[l] == 0 && l != GH__TL_LINGER)
+    if (s->server->tl_dur[li] == 0 && li != GH__TL_LINGER)
         return; /* that timeout is disabled */
     c->deadline = deadline;
-    c->timer_list = l;
+    c->timer_list = li;
     /* Each list holds one duration, so deadlines arrive nearly in order; but a
      * connection is parked with a deadline computed when its request finished, which
      * may be a while before (a worker, or the poller's batch). Insert in order, walking
      * from the tail: the poller only ever looks at the head. */
-    gh_conn_t *after = s->tl_tail[l];
+    gh_conn_t *after = s->tl_tail[li];
     while (after && after->deadline > deadline)
         after = after->tprev;
     c->tprev = after;
-    c->tnext = after ? after->tnext : s->tl_head[l];
+    c->tnext = after ? after->tnext : s->tl_head[li];
     if (c->tnext)
         c->tnext->tprev = c;
     else
-        s->tl_tail[l] = c;
+        s->tl_tail[li] = c;
     if (after)
         after->tnext = c;
     else
-        s->tl_head[l] = c;
+        s->tl_head[li] = c;
 }
 
 /* ---- the table (mu held) ----------------------------------------------------------- */
 
-static int table_put(gh_server_t *s, gh_conn_t *c)
+static int table_put(gh__loop_t *s, gh_conn_t *c)
 {
     size_t fd = (size_t)c->fdnum;
     if (fd >= s->conns_cap) {
@@ -101,7 +102,7 @@ static int table_put(gh_server_t *s, gh_conn_t *c)
 }
 
 /* Remove c from every server structure. Returns 1 if it was there. */
-static int table_drop(gh_server_t *s, gh_conn_t *c)
+static int table_drop(gh__loop_t *s, gh_conn_t *c)
 {
     tl_remove(s, c);
     size_t fd = (size_t)c->fdnum;
@@ -113,8 +114,9 @@ static int table_drop(gh_server_t *s, gh_conn_t *c)
     return 0;
 }
 
-int gh__connset_add(gh_server_t *s, gh_conn_t *c)
+int gh__connset_add(gh__loop_t *s, gh_conn_t *c)
 {
+    c->loop = (uint8_t)s->idx;
     pthread_mutex_lock(&s->mu);
     if (table_put(s, c) < 0) {
         pthread_mutex_unlock(&s->mu);
@@ -123,14 +125,15 @@ int gh__connset_add(gh_server_t *s, gh_conn_t *c)
     s->st.accepted++;
     set_phase(c, GH__PH_WAIT_HEAD);
     gh_time_t now = gh_now();
+    gh_time_t hto = s->server->cfg.read_header_timeout;
     c->req_start = now;
-    c->hdr_deadline = s->cfg.read_header_timeout ? now + s->cfg.read_header_timeout : 0;
+    c->hdr_deadline = hto ? now + hto : 0;
     tl_add(s, c, GH__TL_HEAD, c->hdr_deadline);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
-gh_conn_t *gh__connset_lookup(gh_server_t *s, int fd, unsigned long id)
+gh_conn_t *gh__connset_lookup(gh__loop_t *s, int fd, unsigned long id)
 {
     gh_conn_t *c = NULL;
     pthread_mutex_lock(&s->mu);
@@ -144,7 +147,7 @@ gh_conn_t *gh__connset_lookup(gh_server_t *s, int fd, unsigned long id)
 
 int gh__connset_claim(gh_conn_t *c)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *s = gh__conn_loop(c);
     /* A worker handing it back may reclaim it concurrently. */
     pthread_mutex_lock(&s->mu);
     int ph = gh__conn_phase(c);
@@ -160,7 +163,8 @@ int gh__connset_claim(gh_conn_t *c)
         tl_remove(s, c);
         gh_time_t now = gh_now();
         c->req_start = now;
-        c->hdr_deadline = s->cfg.read_header_timeout ? now + s->cfg.read_header_timeout : 0;
+        gh_time_t hto = c->server->cfg.read_header_timeout;
+        c->hdr_deadline = hto ? now + hto : 0;
     }
     set_phase(c, GH__PH_PREAD);
     pthread_mutex_unlock(&s->mu);
@@ -169,7 +173,7 @@ int gh__connset_claim(gh_conn_t *c)
 
 void gh__connset_wait_head(gh_conn_t *c)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *s = gh__conn_loop(c);
     pthread_mutex_lock(&s->mu);
     set_phase(c, GH__PH_WAIT_HEAD);
     if (c->hdr_deadline && c->timer_list != GH__TL_HEAD)
@@ -179,7 +183,7 @@ void gh__connset_wait_head(gh_conn_t *c)
 
 int gh__connset_activate(gh_conn_t *c)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *s = gh__conn_loop(c);
     pthread_mutex_lock(&s->mu);
     if (gh__conn_phase(c) != GH__PH_PREAD) { /* closed meanwhile by gh_server_close */
         pthread_mutex_unlock(&s->mu);
@@ -191,10 +195,13 @@ int gh__connset_activate(gh_conn_t *c)
     return 1;
 }
 
-void gh__connset_queued(gh_server_t *s, gh_conn_t *c)
+void gh__connset_queued(gh_conn_t *c)
 {
+    gh__loop_t *s = gh__conn_loop(c);
+    pthread_mutex_lock(&s->mu);
     tl_remove(s, c);
     set_phase(c, GH__PH_QUEUED);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* The serving thread's own steps (ACTIVE <-> FINISH) take no lock: the only other
@@ -212,16 +219,17 @@ void gh__conn_set_serving(gh_conn_t *c, int serving)
                 return;
         } else {
             /* From PREAD (the poller starts serving): counted, under the lock. */
-            pthread_mutex_lock(&c->server->mu);
+            gh__loop_t *l = gh__conn_loop(c);
+            pthread_mutex_lock(&l->mu);
             if (gh__conn_phase(c) == old)
                 set_phase(c, ph);
-            pthread_mutex_unlock(&c->server->mu);
+            pthread_mutex_unlock(&l->mu);
             return;
         }
     }
 }
 
-gh_conn_t *gh__connset_expired(gh_server_t *s, gh_time_t now, gh_time_t *next)
+gh_conn_t *gh__connset_expired(gh__loop_t *s, gh_time_t now, gh_time_t *next)
 {
     gh_conn_t *victim = NULL;
     pthread_mutex_lock(&s->mu);
@@ -244,7 +252,7 @@ gh_conn_t *gh__connset_expired(gh_server_t *s, gh_time_t now, gh_time_t *next)
     return victim;
 }
 
-gh_conn_t *gh__connset_scan(gh_server_t *s, size_t *i, int idle)
+gh_conn_t *gh__connset_scan(gh__loop_t *s, size_t *i, int idle)
 {
     /* Each caller closes the connection it gets, which drops the lock: scanning resumes
      * where the last one was instead of from the start (10k connections, not 10k^2
@@ -272,7 +280,7 @@ gh_conn_t *gh__connset_scan(gh_server_t *s, size_t *i, int idle)
 
 void gh__server_conn_close(gh_conn_t *c)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *s = gh__conn_loop(c);
     pthread_mutex_lock(&s->mu);
     int ph = gh__conn_phase(c);
     if (ph == GH__PH_CLOSED || ph == GH__PH_HIJACKED) {
@@ -283,7 +291,7 @@ void gh__server_conn_close(gh_conn_t *c)
     set_phase(c, GH__PH_CLOSED);
     if (had)
         s->st.closed++;
-    pthread_cond_broadcast(&s->idle_cv);
+    pthread_cond_broadcast(&s->server->idle_cv);
     pthread_mutex_unlock(&s->mu);
     gh_fd_close(c->fd);
     gh_ctx_cancel(c->ctx, GH_ECANCELED);
@@ -292,7 +300,7 @@ void gh__server_conn_close(gh_conn_t *c)
 
 void gh__server_conn_forget(gh_conn_t *c)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *s = gh__conn_loop(c);
     pthread_mutex_lock(&s->mu);
     table_drop(s, c);
     set_phase(c, GH__PH_HIJACKED);
@@ -304,11 +312,12 @@ void gh__server_conn_forget(gh_conn_t *c)
 
 void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline, int rearm)
 {
-    gh_server_t *s = c->server;
-    int l = ph == GH__PH_IDLE ? GH__TL_IDLE : GH__TL_HEAD;
+    gh__loop_t *s = gh__conn_loop(c);
+    int li = ph == GH__PH_IDLE ? GH__TL_IDLE : GH__TL_HEAD;
     pthread_mutex_lock(&s->mu);
     int cur = gh__conn_phase(c);
-    if (cur == GH__PH_CLOSED || (s->stopping && ph == GH__PH_IDLE)) {
+    if (cur == GH__PH_CLOSED ||
+        (__atomic_load_n(&s->server->stopping, __ATOMIC_SEQ_CST) && ph == GH__PH_IDLE)) {
         pthread_mutex_unlock(&s->mu);
         gh__server_conn_close(c);
         return;
@@ -316,9 +325,9 @@ void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline, int rearm)
     set_phase(c, ph);
     /* The poller sleeps until the earliest deadline it knew of; a first entry in a
      * timer list is one it did not know, so wake it to recompute. */
-    int first = s->tl_head[l] == NULL;
+    int first = s->tl_head[li] == NULL;
     if (deadline)
-        tl_add(s, c, l, deadline);
+        tl_add(s, c, li, deadline);
     pthread_mutex_unlock(&s->mu);
     if (!rearm)
         return; /* the poller itself, which never stopped watching for input */
@@ -326,12 +335,12 @@ void gh__server_conn_park(gh_conn_t *c, int ph, gh_time_t deadline, int rearm)
         gh__loop_wake(s);
     /* Input that arrived since the caller's last read is reported by this change of
      * interest, to the poller, which then owns the connection. */
-    gh__loop_interest(s, c, 1, EPOLL_CTL_MOD);
+    gh__loop_interest(c, 1, EPOLL_CTL_MOD);
 }
 
 void gh__server_conn_linger(gh_conn_t *c)
 {
-    gh_server_t *s = c->server;
+    gh__loop_t *s = gh__conn_loop(c);
     gh_fd_shutdown_write(c->fd);
     pthread_mutex_lock(&s->mu);
     if (gh__conn_phase(c) == GH__PH_CLOSED) {
@@ -345,5 +354,5 @@ void gh__server_conn_linger(gh_conn_t *c)
     if (first)
         gh__loop_wake(s);
     /* Input already there is reported by this change of interest. */
-    gh__loop_interest(s, c, 1, EPOLL_CTL_MOD);
+    gh__loop_interest(c, 1, EPOLL_CTL_MOD);
 }

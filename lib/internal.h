@@ -44,6 +44,10 @@ static inline void gh__will_block(void)
 }
 /* A gh_fd for an accepted socket that is already non-blocking (gc/fd.c). */
 gh_fd_t *gh__fd_new_socket(int fd);
+/* gh_thread_start for the library's own threads (gc/thread.c): they start with the
+ * asynchronous signals blocked, so that the program's main thread gets them. */
+int gh__thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
+int gh__thread_detach(pthread_t t);
 /* sendfile(2) of n bytes of in_fd from *off (advanced) to a socket, with its write
  * deadline; n, GH_EOF if the file ended first, or a code (gc/fd.c). */
 ssize_t gh__fd_sendfile(gh_fd_t *f, int in_fd, int64_t *off, size_t n);
@@ -149,6 +153,7 @@ struct gh_conn_s {
     int16_t werr;   /* first write error (a GH_E* code) */
     int16_t head_status;    /* error status found by the poller (0: none) */
     int8_t state;   /* gh_conn_state_t last reported, -1 none yet */
+    uint8_t loop;   /* index of the loop that owns it (server->loops) */
     uint8_t timer_list; /* GH__TL_* */
     uint8_t peer_gone;  /* the poller saw the peer go away */
     uint8_t watching;   /* poller watches for disconnect (handler running) */
@@ -312,7 +317,7 @@ void gh__server_conn_forget(gh_conn_t *c);
 void gh__server_watch(gh_conn_t *c, int on);
 const gh_server_config_t *gh__server_config(const gh_server_t *s);
 int gh__server_stopping(gh_server_t *s);
-void gh__server_count_request(gh_server_t *s, int bad);
+void gh__server_count_request(gh_conn_t *c, int bad);
 /* "ip:port" of a socket's local (peer=0) or remote (peer=1) end, atomic; NULL on error. */
 char *gh__sockname(int fd, int peer);
 /* The server's registry of hijacked connections. */

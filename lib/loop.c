@@ -1,10 +1,18 @@
 /*
- * lib/loop.c: the event loop (the poller's role), the thread pool and the monitor.
+ * lib/loop.c: the event loops (each a poller's role), the thread pool and the monitor.
  *
- * The poller owns every connection that waits for bytes: new ones, idle keep-alive
- * ones, and ones whose request head is still arriving. It reads heads without
- * blocking, so a client trickling its headers (slowloris) costs a table slot and a
- * timer, never a thread.
+ * A server runs N loops (config `loops`; by default one per CPU the process may run
+ * on). Each loop has its own epoll set, timer lists and slice of the connection table,
+ * and owns the connections it accepted from accept to close: a request never changes
+ * thread unless its handler blocks. Each loop accepts on its own SO_REUSEPORT clone of
+ * a listener the server made (the kernel spreads connections by their addresses, and a
+ * busy loop keeps its share); a listener the program handed in (gh_server_listen_fd,
+ * systemd) or a Unix socket is shared, registered with EPOLLEXCLUSIVE in every loop.
+ *
+ * A loop's poller owns every one of its connections that waits for bytes: new ones,
+ * idle keep-alive ones, and ones whose request head is still arriving. It reads heads
+ * without blocking, so a client trickling its headers (slowloris) costs a table slot
+ * and a timer, never a thread.
  *
  * A complete head is served by the thread that read it, right there: most handlers
  * answer in microseconds, and a batch of ready connections is then served with no
@@ -13,8 +21,9 @@
  * handoff_timeout (blocked on I/O, or busy), and then gives the role to another
  * thread of the pool, which goes on with the rest of the batch while the first one
  * finishes its request as a plain worker (Go's sysmon retaking a P from a goroutine
- * stuck in a system call). A blocking handler thus delays other connections by one or
- * two handoff periods, and holds a thread only while it blocks.
+ * stuck in a system call). A blocking handler thus delays other connections of its loop
+ * by one or two handoff periods, those of other loops not at all, and holds a thread
+ * only while it blocks. One pool and one monitor serve every loop.
  *
  * The queue of connections waiting for a worker is a traced ring (server->queue).
  * Connections and their phases belong to lib/connset.c.
@@ -24,8 +33,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,14 +44,164 @@
 
 static void *pool_main(void *arg);
 
-void gh__loop_wake(gh_server_t *s)
+static const size_t loop_ptrs[] = {
+    offsetof(struct gh__loop, server),
+    offsetof(struct gh__loop, conns),
+    offsetof(struct gh__loop, tl_head) + 0 * sizeof(void *),
+    offsetof(struct gh__loop, tl_head) + 1 * sizeof(void *),
+    offsetof(struct gh__loop, tl_head) + 2 * sizeof(void *),
+    offsetof(struct gh__loop, tl_head) + 3 * sizeof(void *),
+    offsetof(struct gh__loop, tl_tail) + 0 * sizeof(void *),
+    offsetof(struct gh__loop, tl_tail) + 1 * sizeof(void *),
+    offsetof(struct gh__loop, tl_tail) + 2 * sizeof(void *),
+    offsetof(struct gh__loop, tl_tail) + 3 * sizeof(void *),
+    offsetof(struct gh__loop, evs),
+};
+static gh_type_t loop_type = GH_TYPE_INIT("loop", struct gh__loop, loop_ptrs);
+
+int gh__loop_new(gh_server_t *s, int i, gh__loop_t **out)
+{
+    *out = NULL;
+    gh__loop_t *l = gh_obj_new(&loop_type);
+    if (!l)
+        return GH_ENOMEM;
+    l->server = s;
+    l->idx = i;
+    pthread_mutex_init(&l->mu, NULL);
+    for (int k = 0; k < GH__MAX_LISTENERS; k++)
+        l->lfd[k] = -1;
+    l->poller_vacant = 1; /* taken by a pool thread at start */
+    l->conns_cap = 1024;
+    l->conns = gh__ptrs_new(l->conns_cap);
+    /* Atomic GC memory: event numbers hold no pointers; collected with the loop. */
+    l->evs = gh_bytes_new(GH__BATCH * sizeof *l->evs);
+    if (!l->conns || !l->evs)
+        return GH_ENOMEM;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0)
+        return -errno;
+    l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->wakefd < 0) {
+        int e = -errno;
+        close(l->epfd);
+        return e;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_WAKE};
+    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev);
+    *out = l;
+    return 0;
+}
+
+void gh__loop_close(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_loops; i++) {
+        gh__loop_t *l = s->loops[i];
+        if (l->epfd >= 0)
+            close(l->epfd);
+        if (l->wakefd >= 0)
+            close(l->wakefd);
+        l->epfd = l->wakefd = -1;
+    }
+}
+
+void gh__loop_wake(gh__loop_t *l)
 {
     uint64_t one = 1;
     ssize_t rc;
     do
-        rc = write(s->wakefd, &one, sizeof one);
+        rc = write(l->wakefd, &one, sizeof one);
     while (rc < 0 && errno == EINTR);
 }
+
+/* ---- listeners ----------------------------------------------------------------------- */
+
+/* A second listening socket on fd's address with SO_REUSEPORT, for one more loop; -1
+ * when fd is not a TCP socket or the kernel refuses (then the loops share fd). fd gets
+ * SO_REUSEPORT too: a socket joins a port's group at listen() when both have it, and
+ * the first one's group is made then. Only the server's own sockets are cloned: another
+ * process of the same user could join a group, which a program handing in its own
+ * socket did not ask for. */
+static int clone_listener(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        return -1;
+    int c = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c < 0)
+        return -1;
+    int v6only = 0;
+    socklen_t vl = sizeof v6only;
+    if (setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(c, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        (ss.ss_family == AF_INET6 &&
+         (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &vl) < 0 ||
+          setsockopt(c, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)) ||
+        bind(c, (struct sockaddr *)&ss, sl) < 0 || listen(c, 4096) < 0) {
+        close(c);
+        return -1;
+    }
+    return c;
+}
+
+static void listener_watch(gh__loop_t *l, int i, int on)
+{
+    int fd = l->lfd[i];
+    if (fd < 0)
+        return;
+    if (!on) {
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return;
+    }
+    /* A shared listener wakes one waiting loop per connection (EPOLLEXCLUSIVE), not
+     * all of them; EPOLLEXCLUSIVE allows no EPOLL_CTL_MOD, hence DEL/ADD for back-off. */
+    int shared = fd == l->server->lfd[i] && l->server->n_loops > 1;
+    struct epoll_event ev = {.events = EPOLLIN | (shared ? EPOLLEXCLUSIVE : 0),
+                             .data.u64 = GH__TAG_LISTENER | (uint64_t)i};
+    epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void gh__loop_add_listener(gh_server_t *s, int i)
+{
+    int fd = s->lfd[i];
+    for (int k = 0; k < s->n_loops; k++) {
+        gh__loop_t *l = s->loops[k];
+        int mine = -1;
+        if (k > 0 && s->lowned[i] && s->loops[k - 1]->lfd[i] != fd)
+            mine = clone_listener(fd);
+        l->lfd[i] = mine >= 0 ? mine : fd;
+    }
+    /* Clones failed part-way: loop 0 keeps fd alone for those that share it; fine. */
+    for (int k = 0; k < s->n_loops; k++)
+        listener_watch(s->loops[k], i, 1);
+}
+
+void gh__loop_close_listeners(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_listeners; i++) {
+        int fd = s->lfd[i];
+        for (int k = 0; k < s->n_loops; k++) {
+            gh__loop_t *l = s->loops[k];
+            int lf = l->lfd[i];
+            if (lf < 0)
+                continue;
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, lf, NULL);
+            __atomic_store_n(&l->lfd[i], -1, __ATOMIC_RELEASE);
+            if (lf != fd)
+                close(lf);
+        }
+        if (fd >= 0) {
+            gh__listen_close(fd, s->lowned[i]);
+            s->lfd[i] = -1;
+        }
+    }
+}
+
+/* ---- interest ------------------------------------------------------------------------ */
 
 /* Connections are edge-triggered. While the poller owns one (parked, or its head being
  * read) it watches for input; while a worker owns it, only for a hang-up (the
@@ -49,7 +210,7 @@ void gh__loop_wake(gh_server_t *s)
  * Changing the interest back to input reports input that is already there, so nothing
  * that arrived in between is missed. A hang-up edge is remembered in c->rdhup_seen for
  * the worker to act on when its handler starts. */
-void gh__loop_interest(gh_server_t *s, gh_conn_t *c, int input, int op)
+void gh__loop_interest(gh_conn_t *c, int input, int op)
 {
     struct epoll_event ev;
     ev.events = (input ? EPOLLIN : 0) | EPOLLRDHUP | EPOLLET;
@@ -59,7 +220,7 @@ void gh__loop_interest(gh_server_t *s, gh_conn_t *c, int input, int op)
      * this call. */
     if (gh_fd_acquire(c->fd) < 0)
         return;
-    epoll_ctl(s->epfd, op, c->fdnum, &ev);
+    epoll_ctl(gh__conn_loop(c)->epfd, op, c->fdnum, &ev);
     gh_fd_release(c->fd);
 }
 
@@ -81,19 +242,20 @@ static void linger_drain(gh_conn_t *c)
 /* ---- the thread pool ---------------------------------------------------------------- */
 
 /* Start one more pool thread if the limit allows: max_workers threads may serve
- * connections at once, and one more holds the poller's role meanwhile. mu held. */
+ * connections at once, and one more per loop holds its poller's role meanwhile. mu
+ * held. */
 static void grow_pool(gh_server_t *s)
 {
-    if (s->closed || s->n_threads >= s->max_workers + 1)
+    if (s->closed || s->n_threads >= s->max_workers + s->n_loops)
         return;
     pthread_t t;
-    if (gh_thread_start(&t, pool_main, s) == 0)
+    if (gh__thread_start_quiet(&t, pool_main, s) == 0)
         s->tids[s->n_threads++] = t;
 }
 
-/* Work appeared (a queued connection or the poller's role): wake an idle pool thread,
- * or start one. Broadcast: both kinds of work are rare, and each woken thread takes
- * the role first, then the queue. mu held. */
+/* Work appeared (a queued connection or a poller's role): wake an idle pool thread, or
+ * start one. Broadcast: both kinds of work are rare, and each woken thread takes a
+ * role first, then the queue. mu held. */
 static void want_thread(gh_server_t *s)
 {
     if (s->n_idle_workers > 0)
@@ -125,13 +287,23 @@ static int dispatch(gh_server_t *s, gh_conn_t *c)
         s->q_cap = cap;
         s->q_head = 0;
     }
-    gh__connset_queued(s, c);
+    gh__connset_queued(c);
     /* q_cap is never 0: 64 from gh_server_new, only doubled above. */
     /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
     s->queue[(s->q_head + s->q_len) % s->q_cap] = c;
     __atomic_store_n(&s->q_len, s->q_len + 1, __ATOMIC_RELAXED); /* kick_queue peeks */
     serve_queue(s);
     return 0;
+}
+
+/* The connection this thread serves (its handler may call gh_server_shutdown). Not a
+ * GC root: the serving frames hold it. */
+static __thread gh_conn_t *tls_conn;
+
+gh_conn_t *gh__loop_current(gh_server_t *s)
+{
+    gh_conn_t *c = tls_conn;
+    return c && c->server == s ? c : NULL;
 }
 
 __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
@@ -142,19 +314,52 @@ __attribute__((noinline)) static void worker_run_one(gh_server_t *s)
     __atomic_store_n(&s->q_len, s->q_len - 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&s->mu);
+    tls_conn = c;
     gh__conn_serve(c);
+    tls_conn = NULL;
     __atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&s->mu);
 }
 
-/* What the thread holding the poller's role carries. */
+/* What the thread holding a loop's poller role carries. */
 typedef struct {
+    gh__loop_t *l; /* the loop (also kept by the server) */
     unsigned gen;  /* the role's generation when this thread took it */
     int dirty;     /* it served a request since its batch began (poller_dirty is set) */
     int deposed;   /* the monitor gave the role to another thread */
+    int reserved;  /* it holds one of the max_workers places (server->running) */
 } gh__pctx_t;
 
-static void poll_loop(gh_server_t *s, gh__pctx_t *pc);
+static void poll_loop(gh__loop_t *l, gh__pctx_t *pc);
+
+/* A loop whose poller's role waits for a thread, or NULL. mu held. */
+static gh__loop_t *vacant_loop(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_loops; i++)
+        if (__atomic_load_n(&s->loops[i]->poller_vacant, __ATOMIC_SEQ_CST))
+            return s->loops[i];
+    return NULL;
+}
+
+/* Take l's role and run its loop until deposed or closed. Called and returns with mu
+ * held. noinline: its frames are what the caller scrubs. */
+__attribute__((noinline)) static void take_role(gh_server_t *s, gh__loop_t *l)
+{
+    gh__pctx_t pc = {l, 0, 0, 0, 0};
+    __atomic_store_n(&l->poller_vacant, 0, __ATOMIC_SEQ_CST);
+    pc.gen = __atomic_add_fetch(&l->poller_gen, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&l->poller_dirty, 0, __ATOMIC_SEQ_CST);
+    /* The request the monitor saw running is the deposed thread's now: the mark is
+     * cleared, or the monitor would depose this thread for it too. */
+    uint64_t m = __atomic_load_n(&l->inl, __ATOMIC_SEQ_CST);
+    while ((m & 1) && !__atomic_compare_exchange_n(&l->inl, &m, m & ~(uint64_t)1, 0,
+                                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    serve_queue(s); /* a queued connection may have woken this thread */
+    pthread_mutex_unlock(&s->mu);
+    poll_loop(l, &pc);
+    pthread_mutex_lock(&s->mu);
+}
 
 static void *pool_main(void *arg)
 {
@@ -163,23 +368,14 @@ static void *pool_main(void *arg)
     for (;;) {
         if (s->closed)
             break;
-        if (__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST)) {
-            gh__pctx_t pc = {0, 0, 0};
-            __atomic_store_n(&s->poller_vacant, 0, __ATOMIC_SEQ_CST);
-            pc.gen = __atomic_add_fetch(&s->poller_gen, 1, __ATOMIC_SEQ_CST);
-            __atomic_store_n(&s->poller_dirty, 0, __ATOMIC_SEQ_CST);
-            /* The request the monitor saw running is the deposed thread's now: the
-             * mark is cleared, or the monitor would depose this thread for it too. */
-            uint64_t m = __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST);
-            while ((m & 1) && !__atomic_compare_exchange_n(&s->inl, &m, m & ~(uint64_t)1, 0,
-                                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-                ;
-            serve_queue(s); /* a queued connection may have woken this thread */
-            pthread_mutex_unlock(&s->mu);
-            poll_loop(s, &pc);
+        gh__loop_t *l = vacant_loop(s);
+        if (l) {
+            take_role(s, l);
+            l = NULL;
             /* Deposed: the request it finished as a worker left stale slots (notes
              * §3.1); until they are cleared the thread counts as a busy worker, so that
              * "no active connection and every worker idle" means clean stacks. */
+            pthread_mutex_unlock(&s->mu);
             gh_gc_scrub_stack();
             pthread_mutex_lock(&s->mu);
             continue;
@@ -196,17 +392,30 @@ static void *pool_main(void *arg)
         pthread_cond_wait(&s->work_cv, &s->mu);
         s->n_idle_workers--;
     }
+    /* Leaving: say so to a shutdown waiting for its deadline; the last one out closes
+     * the loops' descriptors if the server left that to it (a straggler may have used
+     * them up to here). */
+    for (int i = 0; i < s->n_threads; i++)
+        if (pthread_equal(s->tids[i], pthread_self()))
+            s->texited[i] = 1;
+    s->n_exited++;
+    pthread_cond_broadcast(&s->exit_cv);
+    if (s->n_exited == s->n_threads && s->fds_pending) {
+        s->fds_pending = 0;
+        gh__loop_close(s);
+    }
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
 /* ---- the monitor -------------------------------------------------------------------- */
 
-/* The poller starts serving a request; returns the value to pass to inl_end. */
-static uint64_t inl_begin(gh_server_t *s)
+/* l's poller starts serving a request; returns the value to pass to inl_end. */
+static uint64_t inl_begin(gh__loop_t *l)
 {
-    uint64_t v = ((__atomic_load_n(&s->inl, __ATOMIC_RELAXED) >> 1) + 1) << 1 | 1;
-    __atomic_store_n(&s->inl, v, __ATOMIC_SEQ_CST);
+    uint64_t v = ((__atomic_load_n(&l->inl, __ATOMIC_RELAXED) >> 1) + 1) << 1 | 1;
+    __atomic_store_n(&l->inl, v, __ATOMIC_SEQ_CST);
+    gh_server_t *s = l->server;
     if (__atomic_load_n(&s->mon_sleeping, __ATOMIC_SEQ_CST)) {
         pthread_mutex_lock(&s->mon_mu);
         pthread_cond_signal(&s->mon_cv);
@@ -217,38 +426,39 @@ static uint64_t inl_begin(gh_server_t *s)
 
 /* The request ended. A deposed thread must not clear its successor's mark: only the
  * value it set is cleared. */
-static void inl_end(gh_server_t *s, uint64_t v)
+static void inl_end(gh__loop_t *l, uint64_t v)
 {
-    __atomic_compare_exchange_n(&s->inl, &v, v & ~(uint64_t)1, 0, __ATOMIC_SEQ_CST,
+    __atomic_compare_exchange_n(&l->inl, &v, v & ~(uint64_t)1, 0, __ATOMIC_SEQ_CST,
                                 __ATOMIC_SEQ_CST);
 }
 
-/* 1 while the calling thread still holds the role it took as generation gen. A vacancy
+/* 1 while the calling thread still holds l's role it took as generation gen. A vacancy
  * the monitor opened that no thread has taken yet is taken back. The stores and loads
  * are sequentially consistent with the monitor's: either it sees the request ended
  * (inl_end) and opens nothing, or this sees the vacancy. */
-static int still_poller(gh_server_t *s, unsigned gen)
+static int still_poller(gh__loop_t *l, unsigned gen)
 {
-    if (__atomic_load_n(&s->poller_gen, __ATOMIC_SEQ_CST) != gen)
+    if (__atomic_load_n(&l->poller_gen, __ATOMIC_SEQ_CST) != gen)
         return 0;
-    if (!__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST))
+    if (!__atomic_load_n(&l->poller_vacant, __ATOMIC_SEQ_CST))
         return 1;
+    gh_server_t *s = l->server;
     pthread_mutex_lock(&s->mu);
-    int mine = __atomic_load_n(&s->poller_gen, __ATOMIC_SEQ_CST) == gen;
+    int mine = __atomic_load_n(&l->poller_gen, __ATOMIC_SEQ_CST) == gen;
     if (mine) {
-        __atomic_store_n(&s->poller_vacant, 0, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&s->poller_dirty, 1, __ATOMIC_SEQ_CST); /* it is mid-request */
+        __atomic_store_n(&l->poller_vacant, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&l->poller_dirty, 1, __ATOMIC_SEQ_CST); /* it is mid-request */
     }
     pthread_mutex_unlock(&s->mu);
     return mine;
 }
 
-/* The server and mark of the request this thread serves on the poller's role, if any.
- * Not a GC root: the server is kept by the thread's start argument. */
-static __thread gh_server_t *tls_inline;
+/* The loop and mark of the request this thread serves on a poller's role, if any. Not
+ * a GC root: the loop is kept by its server, kept by the thread's start argument. */
+static __thread gh__loop_t *tls_inline;
 static __thread uint64_t tls_mark;
 
-static void handoff(gh_server_t *s, uint64_t v);
+static void handoff(gh__loop_t *l, uint64_t v);
 
 /* Go's entersyscallblock: a handler about to block in gchttp (a context wait, a socket
  * wait) gives the poller's role away at once instead of after a monitor tick, so that
@@ -256,25 +466,26 @@ static void handoff(gh_server_t *s, uint64_t v);
  * rather than for up to two handoff periods. Once per request. */
 void gh__server_will_block(void)
 {
-    gh_server_t *s = tls_inline;
-    if (!s)
+    gh__loop_t *l = tls_inline;
+    if (!l)
         return;
     tls_inline = NULL;
-    handoff(s, tls_mark);
+    handoff(l, tls_mark);
 }
 
-/* The request marked v has run for a whole tick, or is about to block: give the
+/* The request marked v has run for a whole tick, or is about to block: give l's
  * poller's role away. */
-static void handoff(gh_server_t *s, uint64_t v)
+static void handoff(gh__loop_t *l, uint64_t v)
 {
+    gh_server_t *s = l->server;
     pthread_mutex_lock(&s->mu);
-    if (!s->closed && !__atomic_load_n(&s->poller_vacant, __ATOMIC_SEQ_CST) &&
-        __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST) == v) {
-        __atomic_store_n(&s->poller_vacant, 1, __ATOMIC_SEQ_CST);
+    if (!s->closed && !__atomic_load_n(&l->poller_vacant, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&l->inl, __ATOMIC_SEQ_CST) == v) {
+        __atomic_store_n(&l->poller_vacant, 1, __ATOMIC_SEQ_CST);
         /* The deposed thread counts as a busy worker from now on; the role's next
          * holder starts clean. */
-        __atomic_store_n(&s->poller_dirty, 0, __ATOMIC_SEQ_CST);
-        s->st.handoffs++;
+        __atomic_store_n(&l->poller_dirty, 0, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&l->st.handoffs, 1, __ATOMIC_RELAXED);
         /* With every thread busy, the first one to finish takes the role (the stuck
          * one included). */
         want_thread(s);
@@ -282,21 +493,36 @@ static void handoff(gh_server_t *s, uint64_t v)
     pthread_mutex_unlock(&s->mu);
 }
 
-static void sleep_until(gh_time_t t)
+/* The monitor's tick: until t (monotonic), or until the server closes (mon_cv uses
+ * the monotonic clock, see gh_server_new), so that a long handoff_timeout does not
+ * hold up gh_server_close. */
+static void sleep_until(gh_server_t *s, gh_time_t t)
 {
     struct timespec ts = {(time_t)(t / GH_SEC), (long)(t % GH_SEC)};
-    /* EINTR: the collector's stop-the-world signal; the caller looks again anyway. */
-    (void)clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    pthread_mutex_lock(&s->mon_mu);
+    while (!__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST) &&
+           pthread_cond_timedwait(&s->mon_cv, &s->mon_mu, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&s->mon_mu);
 }
 
-/* Ticks every handoff_timeout while the poller serves requests; a request seen running
- * at two ticks in a row has run for at least one tick (and at most two). After 32
- * ticks without a request it sleeps until the next one starts (inl_begin wakes it), so
- * an idle server costs no wake-ups. */
+/* Is any loop's poller serving a request now? */
+static int any_inline(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_loops; i++)
+        if (__atomic_load_n(&s->loops[i]->inl, __ATOMIC_SEQ_CST) & 1)
+            return 1;
+    return 0;
+}
+
+/* Ticks every handoff_timeout while a poller serves requests; a request seen running at
+ * two ticks in a row has run for at least one tick (and at most two). After 32 ticks
+ * without a request on any loop it sleeps until the next one starts (inl_begin wakes
+ * it), so an idle server costs no wake-ups. One monitor watches every loop. */
 static void *monitor_main(void *arg)
 {
     gh_server_t *s = arg;
-    uint64_t last = 0;
+    uint64_t last[GH__MAX_LOOPS] = {0};
     int quiet = 0;
     gh_time_t next = gh_now();
     while (!__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST)) {
@@ -304,23 +530,28 @@ static void *monitor_main(void *arg)
         gh_time_t now = gh_now();
         if (next < now)
             next = now + s->handoff; /* stopped for a while (a collection): start over */
-        sleep_until(next);
-        uint64_t v = __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST);
-        if ((v & 1) && v == last)
-            handoff(s, v);
-        quiet = v == last && !(v & 1) ? quiet + 1 : 0;
-        last = v;
+        sleep_until(s, next);
+        int busy = 0;
+        for (int i = 0; i < s->n_loops; i++) {
+            gh__loop_t *l = s->loops[i];
+            uint64_t v = __atomic_load_n(&l->inl, __ATOMIC_SEQ_CST);
+            if ((v & 1) && v == last[i])
+                handoff(l, v);
+            busy |= v != last[i] || (v & 1);
+            last[i] = v;
+        }
+        quiet = busy ? 0 : quiet + 1;
         if (quiet < 32)
             continue;
         pthread_mutex_lock(&s->mon_mu);
         __atomic_store_n(&s->mon_sleeping, 1, __ATOMIC_SEQ_CST);
-        while (!(__atomic_load_n(&s->inl, __ATOMIC_SEQ_CST) & 1) &&
-               !__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST))
+        while (!any_inline(s) && !__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST))
             pthread_cond_wait(&s->mon_cv, &s->mon_mu);
         __atomic_store_n(&s->mon_sleeping, 0, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&s->mon_mu);
         /* The request that woke us started before now: one tick more is enough. */
-        last = __atomic_load_n(&s->inl, __ATOMIC_SEQ_CST);
+        for (int i = 0; i < s->n_loops; i++)
+            last[i] = __atomic_load_n(&s->loops[i]->inl, __ATOMIC_SEQ_CST);
         quiet = 0;
         next = gh_now();
     }
@@ -329,27 +560,21 @@ static void *monitor_main(void *arg)
 
 /* ---- the poller -------------------------------------------------------------------- */
 
-static void set_listeners_enabled(gh_server_t *s, int on)
+static void set_listeners_enabled(gh__loop_t *l, int on)
 {
-    for (int i = 0; i < s->n_listeners; i++) {
-        if (s->lfd[i] < 0)
-            continue;
-        struct epoll_event ev = {.events = on ? EPOLLIN : 0,
-                                 .data.u64 = GH__TAG_LISTENER | (uint64_t)i};
-        epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd[i], &ev);
-    }
+    for (int i = 0; i < l->server->n_listeners; i++)
+        listener_watch(l, i, on);
 }
 
-/* A new connection, registered for input; NULL if it could not be kept. */
-__attribute__((noinline)) static gh_conn_t *accept_one(gh_server_t *s, int fd,
+/* A new connection of l, registered for input; NULL if it could not be kept. */
+__attribute__((noinline)) static gh_conn_t *accept_one(gh__loop_t *l, int fd,
                                                        const struct sockaddr_storage *peer,
                                                        socklen_t pl)
 {
+    gh_server_t *s = l->server;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    pthread_mutex_lock(&s->mu);
-    unsigned long id = ++s->next_id;
-    pthread_mutex_unlock(&s->mu);
+    unsigned long id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     gh_conn_t *c = gh__conn_new(s, fd, id);
     if (!c) {
         close(fd);
@@ -358,23 +583,27 @@ __attribute__((noinline)) static gh_conn_t *accept_one(gh_server_t *s, int fd,
     char buf[120];
     gh__format_addr(peer, pl, buf, sizeof buf);
     c->remote = gh_strdup(buf);
-    if (gh__connset_add(s, c) < 0) {
+    if (gh__connset_add(l, c) < 0) {
         gh_fd_close(c->fd);
         return NULL;
     }
     gh__server_set_state(c, GH_STATE_NEW);
-    gh__loop_interest(s, c, 1, EPOLL_CTL_ADD);
+    gh__loop_interest(c, 1, EPOLL_CTL_ADD);
     return c;
 }
 
-static void on_conn_event(gh_server_t *s, gh__pctx_t *pc, gh_conn_t *c, uint32_t ev);
+static void on_conn_event(gh__pctx_t *pc, gh_conn_t *c, uint32_t ev);
 
-static void do_accept(gh_server_t *s, gh__pctx_t *pc, int li)
+static void do_accept(gh__pctx_t *pc, int li)
 {
+    gh__loop_t *l = pc->l;
     for (int n = 0; n < 64; n++) {
+        int lfd = __atomic_load_n(&l->lfd[li], __ATOMIC_ACQUIRE);
+        if (lfd < 0)
+            return;
         struct sockaddr_storage peer = {0};
         socklen_t pl = sizeof peer;
-        int fd = accept4(s->lfd[li], (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -382,24 +611,36 @@ static void do_accept(gh_server_t *s, gh__pctx_t *pc, int li)
                 /* Out of descriptors: stop accepting for a while and keep serving the
                  * connections we have; they free descriptors as they close. Back off
                  * from 5 ms up to 1 s, as Go's accept loop does. */
-                s->accept_backoff = s->accept_backoff ? s->accept_backoff * 2 : 5 * GH_MSEC;
-                if (s->accept_backoff > GH_SEC)
-                    s->accept_backoff = GH_SEC;
-                s->accept_resume_at = gh_now() + s->accept_backoff;
-                s->st.accept_backoffs++;
-                set_listeners_enabled(s, 0);
+                l->accept_backoff = l->accept_backoff ? l->accept_backoff * 2 : 5 * GH_MSEC;
+                if (l->accept_backoff > GH_SEC)
+                    l->accept_backoff = GH_SEC;
+                l->accept_resume_at = gh_now() + l->accept_backoff;
+                __atomic_add_fetch(&l->st.accept_backoffs, 1, __ATOMIC_RELAXED);
+                set_listeners_enabled(l, 0);
             }
             return;
         }
-        s->accept_backoff = 0;
-        gh_conn_t *c = accept_one(s, fd, &peer, pl);
+        l->accept_backoff = 0;
+        gh_conn_t *c = accept_one(l, fd, &peer, pl);
         /* A client usually sends its request right behind the handshake: look for it
          * now rather than after another trip through epoll_wait. */
         if (c)
-            on_conn_event(s, pc, c, EPOLLIN);
+            on_conn_event(pc, c, EPOLLIN);
         if (pc->deposed)
             return;
     }
+}
+
+static void kick_queue(gh_server_t *s);
+
+/* The batch (or the deposed thread's last request) is over: give the place back. */
+static void release_place(gh__pctx_t *pc)
+{
+    if (!pc->reserved)
+        return;
+    pc->reserved = 0;
+    __atomic_sub_fetch(&pc->l->server->running, 1, __ATOMIC_SEQ_CST);
+    kick_queue(pc->l->server);
 }
 
 /* The poller finished a connection: a queued one may have a thread now. */
@@ -417,7 +658,7 @@ static void kick_queue(gh_server_t *s)
  * the worker has already parked c again. */
 static void hand_to_worker(gh_server_t *s, gh_conn_t *c)
 {
-    gh__loop_interest(s, c, 0, EPOLL_CTL_MOD);
+    gh__loop_interest(c, 0, EPOLL_CTL_MOD);
     pthread_mutex_lock(&s->mu);
     int rc = s->closed ? GH_ECLOSED : dispatch(s, c);
     pthread_mutex_unlock(&s->mu);
@@ -429,34 +670,42 @@ static void hand_to_worker(gh_server_t *s, gh_conn_t *c)
 /* Serve c, whose complete head the poller has just read, on the poller's thread: the
  * request, and the ones pipelined behind it up to GH__INLINE_RUN, then park it
  * without an epoll_ctl (its interest never stopped being input). If the monitor gives
- * the role away meanwhile, this thread finishes c as a worker and sets pc->deposed. */
-__attribute__((noinline)) static void serve_inline(gh_server_t *s, gh__pctx_t *pc, gh_conn_t *c)
+ * the role away meanwhile, this thread finishes c as a worker and sets pc->deposed.
+ * The thread holds a place among max_workers (pc->reserved) from its first inline
+ * request of a batch to the batch's end, not per request: server->running is shared by
+ * every loop. A deposed thread keeps it while it finishes as a worker. */
+__attribute__((noinline)) static void serve_inline(gh__pctx_t *pc, gh_conn_t *c)
 {
+    gh__loop_t *l = pc->l;
+    gh_server_t *s = l->server;
     if (!gh__connset_activate(c))
         return;
     if (!pc->dirty) {
         pc->dirty = 1;
-        __atomic_store_n(&s->poller_dirty, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&l->poller_dirty, 1, __ATOMIC_SEQ_CST);
     }
-    __atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     for (int k = 1;; k++) {
-        uint64_t mark = inl_begin(s);
+        uint64_t mark = inl_begin(l);
         tls_mark = mark;
-        tls_inline = s;
+        tls_inline = l;
+        tls_conn = c;
         int keep = gh__conn_serve_one(c);
         tls_inline = NULL;
-        inl_end(s, mark);
-        if (!still_poller(s, pc->gen)) {
+        inl_end(l, mark);
+        if (!still_poller(l, pc->gen)) {
             /* Another thread polls now: go on with c as a worker, watching it for a
              * hang-up only (see gh__loop_interest). */
             pc->deposed = 1;
             if (keep) {
-                gh__loop_interest(s, c, 0, EPOLL_CTL_MOD);
+                gh__loop_interest(c, 0, EPOLL_CTL_MOD);
                 if (gh__conn_next(c, 0))
                     gh__conn_serve(c);
             }
+            tls_conn = NULL;
+            release_place(pc);
             break;
         }
+        tls_conn = NULL;
         if (!keep || !gh__conn_next(c, 1))
             break;
         if (k == GH__INLINE_RUN) {
@@ -466,14 +715,28 @@ __attribute__((noinline)) static void serve_inline(gh_server_t *s, gh__pctx_t *p
         }
         gh__conn_set_serving(c, 1);
     }
-    __atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
     kick_queue(s);
 }
 
-/* An edge on a connection. */
-__attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh__pctx_t *pc, gh_conn_t *c,
-                                                    uint32_t ev)
+/* A place among the max_workers threads that may serve at once, for this poller's
+ * batch: 0 when every place is taken (the request then waits for a worker). */
+static int take_place(gh__pctx_t *pc)
 {
+    if (pc->reserved)
+        return 1;
+    gh_server_t *s = pc->l->server;
+    if (__atomic_add_fetch(&s->running, 1, __ATOMIC_SEQ_CST) > s->max_workers) {
+        __atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    pc->reserved = 1;
+    return 1;
+}
+
+/* An edge on a connection. */
+__attribute__((noinline)) static void on_conn_event(gh__pctx_t *pc, gh_conn_t *c, uint32_t ev)
+{
+    gh_server_t *s = pc->l->server;
     int hup = (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     if (hup)
         __atomic_store_n(&c->rdhup_seen, 1, __ATOMIC_SEQ_CST);
@@ -510,31 +773,32 @@ __attribute__((noinline)) static void on_conn_event(gh_server_t *s, gh__pctx_t *
         gh__server_conn_close(c);
         return;
     }
-    if (s->handoff > 0 && __atomic_load_n(&s->running, __ATOMIC_SEQ_CST) < s->max_workers)
-        serve_inline(s, pc, c);
+    if (s->handoff > 0 && take_place(pc))
+        serve_inline(pc, c);
     else
         hand_to_worker(s, c);
 }
 
-/* Close every expired connection; return the ms until the next deadline (-1: none). */
-static int expire_timers(gh_server_t *s)
+/* Close every expired connection of l; return the ms until the next deadline (-1:
+ * none). */
+static int expire_timers(gh__loop_t *l)
 {
     gh_time_t now = gh_now();
     gh_time_t next = 0;
     for (;;) {
-        gh_conn_t *victim = gh__connset_expired(s, now, &next);
+        gh_conn_t *victim = gh__connset_expired(l, now, &next);
         if (!victim)
             break;
         /* Header, idle and linger timeouts end silently, as in Go. */
         gh__server_conn_close(victim);
     }
-    if (s->accept_resume_at) {
-        if (s->accept_resume_at <= now) {
-            s->accept_resume_at = 0;
-            if (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
-                set_listeners_enabled(s, 1);
-        } else if (!next || s->accept_resume_at < next) {
-            next = s->accept_resume_at;
+    if (l->accept_resume_at) {
+        if (l->accept_resume_at <= now) {
+            l->accept_resume_at = 0;
+            if (!__atomic_load_n(&l->server->stopping, __ATOMIC_SEQ_CST))
+                set_listeners_enabled(l, 1);
+        } else if (!next || l->accept_resume_at < next) {
+            next = l->accept_resume_at;
         }
     }
     if (!next)
@@ -544,51 +808,52 @@ static int expire_timers(gh_server_t *s)
 }
 
 /* Graceful shutdown, poller side: close what is idle now. */
-static void close_idle(gh_server_t *s)
+static void close_idle(gh__loop_t *l)
 {
     size_t i = 0;
     gh_conn_t *victim;
-    while ((victim = gh__connset_scan(s, &i, 1)))
+    while ((victim = gh__connset_scan(l, &i, 1)))
         gh__server_conn_close(victim);
 }
 
-__attribute__((noinline)) static void handle_event(gh_server_t *s, gh__pctx_t *pc, uint64_t tag,
-                                                   uint32_t ev)
+__attribute__((noinline)) static void handle_event(gh__pctx_t *pc, uint64_t tag, uint32_t ev)
 {
+    gh__loop_t *l = pc->l;
     if (tag == GH__TAG_WAKE) {
         uint64_t v;
-        while (read(s->wakefd, &v, sizeof v) > 0)
+        while (read(l->wakefd, &v, sizeof v) > 0)
             ;
         return;
     }
     if (tag & GH__TAG_LISTENER) {
         int li = (int)(tag & 0xff);
-        if (li < s->n_listeners && s->lfd[li] >= 0 && !__atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
-            do_accept(s, pc, li);
+        if (li < GH__MAX_LISTENERS && !__atomic_load_n(&l->server->stopping, __ATOMIC_SEQ_CST))
+            do_accept(pc, li);
         return;
     }
     int fd = (int)(uint32_t)tag;
     unsigned long id = (unsigned long)(tag >> 32);
-    gh_conn_t *c = gh__connset_lookup(s, fd, id);
+    gh_conn_t *c = gh__connset_lookup(l, fd, id);
     if (c)
-        on_conn_event(s, pc, c, ev);
+        on_conn_event(pc, c, ev);
 }
 
-/* The poller's role: events, timers, shutdown. Returns when the server closes, or when
- * the monitor gave the role to another thread while this one served a request (which
- * it has then finished as a worker); the successor resumes the batch at ev_next. */
-static void poll_loop(gh_server_t *s, gh__pctx_t *pc)
+/* A loop's poller role: events, timers, shutdown. Returns when the server closes, or
+ * when the monitor gave the role to another thread while this one served a request
+ * (which it has then finished as a worker); the successor resumes the batch at ev_next. */
+static void poll_loop(gh__loop_t *l, gh__pctx_t *pc)
 {
+    gh_server_t *s = l->server;
     for (;;) {
         for (;;) {
-            pthread_mutex_lock(&s->mu);
-            if (s->ev_next >= s->ev_n) {
-                pthread_mutex_unlock(&s->mu);
+            pthread_mutex_lock(&l->mu);
+            if (l->ev_next >= l->ev_n) {
+                pthread_mutex_unlock(&l->mu);
                 break;
             }
-            struct epoll_event ev = s->evs[s->ev_next++];
-            pthread_mutex_unlock(&s->mu);
-            handle_event(s, pc, ev.data.u64, ev.events);
+            struct epoll_event ev = l->evs[l->ev_next++];
+            pthread_mutex_unlock(&l->mu);
+            handle_event(pc, ev.data.u64, ev.events);
             if (pc->deposed)
                 return;
         }
@@ -596,17 +861,16 @@ static void poll_loop(gh_server_t *s, gh__pctx_t *pc)
         gh_gc_scrub_stack();
         if (pc->dirty) {
             pc->dirty = 0;
-            __atomic_store_n(&s->poller_dirty, 0, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&l->poller_dirty, 0, __ATOMIC_SEQ_CST);
         }
-        int timeout = expire_timers(s);
-        pthread_mutex_lock(&s->mu);
-        int stopping = s->stopping, closed = s->closed;
-        pthread_mutex_unlock(&s->mu);
-        if (closed)
+        release_place(pc);
+        int timeout = expire_timers(l);
+        int stopping = __atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST))
             return;
         if (stopping)
-            close_idle(s);
-        int n = epoll_wait(s->epfd, s->evs, GH__BATCH, timeout);
+            close_idle(l);
+        int n = epoll_wait(l->epfd, l->evs, GH__BATCH, timeout);
         if (n < 0) {
             /* The collector's stop-the-world signals interrupt epoll_wait on every
              * collection: just wait again. */
@@ -614,10 +878,10 @@ static void poll_loop(gh_server_t *s, gh__pctx_t *pc)
                 continue;
             return;
         }
-        pthread_mutex_lock(&s->mu);
-        s->ev_n = n;
-        s->ev_next = 0;
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&l->mu);
+        l->ev_n = n;
+        l->ev_next = 0;
+        pthread_mutex_unlock(&l->mu);
     }
 }
 
@@ -625,18 +889,21 @@ static void poll_loop(gh_server_t *s, gh__pctx_t *pc)
 
 int gh__loop_start(gh_server_t *s)
 {
-    /* Without a monitor a blocking handler would stall the poller: then every request
-     * is served by a worker instead. Decided before the poller runs (it reads it). */
+    /* Without a monitor a blocking handler would stall a poller: then every request is
+     * served by a worker instead. Decided before the pollers run (they read it). */
     if (s->handoff > 0) {
-        if (gh_thread_start(&s->monitor, monitor_main, s) == 0)
+        if (gh__thread_start_quiet(&s->monitor, monitor_main, s) == 0)
             s->monitor_running = 1;
         else
             s->handoff = -1;
     }
+    int rc = 0;
     pthread_mutex_lock(&s->mu);
-    int rc = gh_thread_start(&s->tids[0], pool_main, s);
-    if (rc == 0)
-        s->n_threads = 1;
+    for (int i = 0; i < s->n_loops && rc == 0; i++) {
+        rc = gh__thread_start_quiet(&s->tids[s->n_threads], pool_main, s);
+        if (rc == 0)
+            s->n_threads++;
+    }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -646,13 +913,14 @@ void gh__loop_wake_all(gh_server_t *s)
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
-    gh__loop_wake(s);
+    for (int i = 0; i < s->n_loops; i++)
+        gh__loop_wake(s->loops[i]);
     pthread_mutex_lock(&s->mon_mu);
     pthread_cond_broadcast(&s->mon_cv);
     pthread_mutex_unlock(&s->mon_mu);
 }
 
-void gh__loop_join(gh_server_t *s)
+void gh__loop_stop(gh_server_t *s, gh_time_t deadline)
 {
     if (s->monitor_running && !pthread_equal(pthread_self(), s->monitor)) {
         gh_thread_join(s->monitor, NULL);
@@ -660,9 +928,36 @@ void gh__loop_join(gh_server_t *s)
     }
     pthread_mutex_lock(&s->mu);
     int n = s->n_threads; /* no thread starts once closed is set */
-    pthread_cond_broadcast(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
+    int self = 0;
     for (int i = 0; i < n; i++)
-        if (!pthread_equal(pthread_self(), s->tids[i]))
-            gh_thread_join(s->tids[i], NULL);
+        self |= pthread_equal(pthread_self(), s->tids[i]);
+    pthread_cond_broadcast(&s->work_cv);
+    /* Shutdown's deadline: wait for the threads to leave until then, not longer (a
+     * handler asleep is not woken by its connection closing). */
+    while (deadline && s->n_exited < n - self) {
+        gh_time_t now = gh_now();
+        if (now >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gh_time_t at = (gh_time_t)ts.tv_sec * GH_SEC + ts.tv_nsec + (deadline - now);
+        ts.tv_sec = (time_t)(at / GH_SEC);
+        ts.tv_nsec = (long)(at % GH_SEC);
+        pthread_cond_timedwait(&s->exit_cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++) {
+        pthread_t t = s->tids[i];
+        if (pthread_equal(pthread_self(), t) ||
+            (deadline && !__atomic_load_n(&s->texited[i], __ATOMIC_ACQUIRE)))
+            (void)gh__thread_detach(t);
+        else
+            gh_thread_join(t, NULL);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->n_exited == n)
+        gh__loop_close(s);
+    else
+        s->fds_pending = 1;
+    pthread_mutex_unlock(&s->mu);
 }

@@ -3,9 +3,9 @@
  * make up a server:
  *
  *   server.c   gh_server_new, listen, start, shutdown, close, stats (the public face)
- *   connset.c  the connection set: table by descriptor, timer lists, and every change
- *              of a connection's phase (its only writer)
- *   loop.c     the event loop (poller role), the thread pool and the monitor
+ *   connset.c  each loop's connection set: table by descriptor, timer lists, and every
+ *              change of a connection's phase (its only writer)
+ *   loop.c     the event loops (each a poller role), the thread pool and the monitor
  *
  * conn.c, hijack.c, response.c and the rest see a server only through lib/internal.h.
  */
@@ -27,71 +27,114 @@
  * pipeline goes to a worker: a client pipelining without end must not starve others. */
 #define GH__INLINE_RUN 16
 
+#define GH__MAX_LOOPS 256
+
+typedef struct gh__loop gh__loop_t;
+
+/* Figures a loop counts for itself (summed by gh_server_stats). Counters bumped by a
+ * worker serving one of the loop's connections are atomic; the rest change under the
+ * loop's mu. */
+typedef struct gh__loop_stats {
+    unsigned long accepted, requests, bad_requests, hijacked, closed;
+    unsigned long accept_backoffs, handoffs;
+} gh__loop_stats_t;
+
+/*
+ * One event loop: its own epoll set, timer lists and slice of the connection table.
+ * Each connection belongs to the loop that accepted it until it is closed or hijacked.
+ * Alloc:     gh_obj_new in gh_server_new (loops[i]); evs an atomic GC block.
+ * Lifetime:  kept by server->loops.
+ * OS state:  epfd, wakefd, and its own listener clones (SO_REUSEPORT), closed by
+ *            gh_server_close.
+ * Threads:   the thread holding its poller's role (the batch: evs, ev_n), workers
+ *            serving its connections; table, timer lists and ev_next under mu (taken
+ *            after the server's mu, never before it).
+ */
+struct gh__loop {
+    gh_server_t *server;
+    gh_conn_t **conns;   /* traced: conns[fd] */
+    gh_conn_t *tl_head[GH__TL_COUNT], *tl_tail[GH__TL_COUNT];
+    struct epoll_event *evs; /* atomic GC block: the poller's batch (numbers only) */
+    /* not traced */
+    pthread_mutex_t mu;
+    int idx;
+    int epfd, wakefd;
+    int lfd[GH__MAX_LISTENERS]; /* this loop's listener: a clone or the shared one; -1 */
+    int ev_n, ev_next;
+    size_t conns_cap;
+    int open;                /* connections in conns[] */
+    int active;              /* atomic: its connections in QUEUED..FINISH (connset.c) */
+    int poller_vacant;       /* atomic: the role waits for a thread to take it (server mu) */
+    unsigned poller_gen;     /* atomic: bumped by each thread that takes the role */
+    int poller_dirty;        /* atomic: the role's thread served a request since its
+                              * last stack scrub (stats count it as a busy worker) */
+    uint64_t inl;            /* atomic: (seq << 1) | 1 while the poller serves a request */
+    gh_time_t accept_resume_at;
+    gh_time_t accept_backoff;
+    gh__loop_stats_t st;
+};
+
 /*
  * The server.
  * Alloc:     gh_server_new (gh_obj_new). No _free: gh_server_close releases every OS
- *            resource; the object is collected once unreachable. Its arrays (thread ids,
- *            the event batch) are GC memory too.
+ *            resource; the object is collected once unreachable. Its arrays (loops,
+ *            thread ids, the queue) are GC memory too.
  * Kept by:   the user; the pool and monitor threads (their start argument).
- * OS state:  listeners, epoll and eventfd descriptors, closed by gh_server_close.
+ * OS state:  the listeners (and, through its loops, epoll and eventfd descriptors),
+ *            closed by gh_server_close; the pool and monitor threads, joined there.
  * Threads:   public calls from any thread; fields below `mu` are guarded by it, except
- *            those marked atomic, and the batch (evs, ev_n), which only the thread
- *            holding the poller's role touches (ev_next under mu: a successor resumes
- *            from it).
+ *            those marked atomic.
  */
 struct gh_server_s {
-    gh_conn_t **conns;   /* traced: conns[fd] */
-    gh_conn_t **queue;   /* traced ring of connections waiting for a worker */
-    gh_conn_t *tl_head[GH__TL_COUNT], *tl_tail[GH__TL_COUNT];
-    pthread_t *tids;         /* atomic GC block: thread ids only (max_workers + 1) */
-    struct epoll_event *evs; /* atomic GC block: the poller's batch (numbers only) */
+    gh__loop_t **loops;      /* traced: n_loops loops */
+    gh_conn_t **queue;       /* traced ring of connections waiting for a worker */
+    pthread_t *tids;         /* atomic GC block: thread ids only (max_workers + n_loops) */
+    uint8_t *texited;        /* atomic GC block: tids[i] has left pool_main */
     gh_server_config_t cfg;  /* handler_data, conn_state_data, access_log_data traced */
     gh__hjreg_t hj;          /* hijacked registry (lib/hijack.c); hj.links traced */
     /* not traced */
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;  /* pool threads wait for the queue or the poller's role */
+    pthread_cond_t work_cv;  /* pool threads wait for the queue or a poller's role */
     pthread_cond_t idle_cv;  /* shutdown waits for active connections */
-    int ev_n, ev_next;
-    int lfd[GH__MAX_LISTENERS];
+    pthread_cond_t exit_cv;  /* shutdown waits for pool threads to end */
+    int n_exited;            /* pool threads that have left pool_main */
+    int fds_pending;         /* the last pool thread out closes the loops' descriptors */
+    int n_loops;
+    int lfd[GH__MAX_LISTENERS]; /* as opened or adopted; loops may hold clones */
     int lport[GH__MAX_LISTENERS];
     uint8_t lowned[GH__MAX_LISTENERS]; /* made by the server: unlink a Unix path at close */
     int n_listeners;
-    int epfd, wakefd;
-    size_t conns_cap;
     /* q_len and stopping: written under mu with __atomic stores, read under mu, or
-     * without it through __atomic loads (kick_queue, gh__server_stopping). */
+     * without it through __atomic loads (kick_queue, gh__server_stopping, pollers). */
     size_t q_head, q_len, q_cap;
     int n_threads, n_idle_workers, max_workers;
-    int poller_vacant;       /* atomic: the role waits for a thread to take it */
-    unsigned poller_gen;     /* atomic: bumped by each thread that takes the role */
-    int running;             /* atomic: threads serving a connection */
-    int poller_dirty;        /* atomic: the role's thread served a request since its
-                              * last stack scrub (stats count it as a busy worker) */
-    uint64_t inl;            /* atomic: (seq << 1) | 1 while the poller serves a request */
+    int running;             /* atomic: threads serving a connection as workers */
     gh_time_t handoff;
     pthread_t monitor;
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
     int mon_sleeping;        /* atomic: the monitor waits for the next inline request */
     int started, stopping, closed, monitor_running;
-    int active;              /* connections in QUEUED..FINISH (atomic; connset.c) */
-    int open;                /* connections in conns[] */
-    unsigned long next_id;
-    gh_time_t accept_resume_at;
-    gh_time_t accept_backoff;
+    unsigned long next_id;   /* atomic */
     gh_time_t tl_dur[GH__TL_COUNT];
-    gh_server_stats_t st;
 };
+
+/* The loop that owns c. */
+static inline gh__loop_t *gh__conn_loop(const gh_conn_t *c)
+{
+    return c->server->loops[c->loop];
+}
 
 /* ---- connset.c: the connection set ------------------------------------------------- */
 static inline int gh__conn_phase(const gh_conn_t *c)
 {
     return __atomic_load_n(&c->phase, __ATOMIC_ACQUIRE);
 }
-/* A new connection (phase WAIT_HEAD, under the header timeout from now). 0 or GH_ENOMEM. */
-int gh__connset_add(gh_server_t *s, gh_conn_t *c);
-/* The connection whose event carries (fd, id), or NULL. */
-gh_conn_t *gh__connset_lookup(gh_server_t *s, int fd, unsigned long id);
+/* A new connection of loop l (phase WAIT_HEAD, under the header timeout from now).
+ * 0 or GH_ENOMEM. */
+int gh__connset_add(gh__loop_t *l, gh_conn_t *c);
+/* The connection of loop l whose event carries (fd, id), or NULL. */
+gh_conn_t *gh__connset_lookup(gh__loop_t *l, int fd, unsigned long id);
 /* The poller claims a parked connection (IDLE or WAIT_HEAD -> PREAD) to read its head.
  * 0 if someone else owns it now. */
 int gh__connset_claim(gh_conn_t *c);
@@ -99,26 +142,43 @@ int gh__connset_claim(gh_conn_t *c);
 void gh__connset_wait_head(gh_conn_t *c);
 /* The poller serves c itself: PREAD -> ACTIVE. 0 if it was closed meanwhile. */
 int gh__connset_activate(gh_conn_t *c);
-/* c waits for a worker: -> QUEUED (off its timer list). mu held. */
-void gh__connset_queued(gh_server_t *s, gh_conn_t *c);
-/* The next expired connection (taken off its list, phase PREAD) or NULL; *next gets the
- * earliest deadline left (0: none). */
-gh_conn_t *gh__connset_expired(gh_server_t *s, gh_time_t now, gh_time_t *next);
-/* Scans from *i: the next connection (any phase), or the next idle one (idle=1:
- * parked without a partial head, or lingering; taken to phase PREAD). NULL at the end. */
-gh_conn_t *gh__connset_scan(gh_server_t *s, size_t *i, int idle);
+/* c waits for a worker: -> QUEUED (off its timer list). */
+void gh__connset_queued(gh_conn_t *c);
+/* The next expired connection of l (taken off its list, phase PREAD) or NULL; *next
+ * gets the earliest deadline left (0: none). */
+gh_conn_t *gh__connset_expired(gh__loop_t *l, gh_time_t now, gh_time_t *next);
+/* Scans l's table from *i: the next connection (any phase), or the next idle one
+ * (idle=1: parked without a partial head, or lingering; taken to phase PREAD). NULL at
+ * the end. */
+gh_conn_t *gh__connset_scan(gh__loop_t *l, size_t *i, int idle);
 
-/* ---- loop.c: the poller, the pool, the monitor ------------------------------------- */
-/* Start the monitor (when handoff > 0) and the first pool thread, which takes the
- * poller's role. */
+/* ---- loop.c: the loops, the pool, the monitor -------------------------------------- */
+/* Make loop i of s (epoll set, wake-up descriptor, table). 0 or a negative code. */
+int gh__loop_new(gh_server_t *s, int i, gh__loop_t **out);
+/* Register listener i (s->lfd[i], port known) on every loop: a SO_REUSEPORT clone per
+ * loop when the server made it and it is a TCP socket, else the one descriptor shared
+ * with EPOLLEXCLUSIVE. */
+void gh__loop_add_listener(gh_server_t *s, int i);
+/* Take every listener off every loop and close them (clones and originals). */
+void gh__loop_close_listeners(gh_server_t *s);
+/* Start the monitor (when handoff > 0) and one pool thread per loop, each of which
+ * takes a loop's poller role. */
 int gh__loop_start(gh_server_t *s);
-/* Wake the poller (shutdown, a new first timer). */
-void gh__loop_wake(gh_server_t *s);
-/* Set c's interest: input (the poller owns it) or only a hang-up (a worker does). */
-void gh__loop_interest(gh_server_t *s, gh_conn_t *c, int input, int op);
-/* The pool and monitor threads see `closed` and end: wake them all. */
+/* Wake l's poller (shutdown, a new first timer). */
+void gh__loop_wake(gh__loop_t *l);
+/* Set c's interest on its loop: input (the poller owns it) or only a hang-up (a worker
+ * does). */
+void gh__loop_interest(gh_conn_t *c, int input, int op);
+/* The pool, monitor and pollers see `closed` or `stopping`: wake them all. */
 void gh__loop_wake_all(gh_server_t *s);
-/* Join the monitor and the pool threads (closed is set; not from one of them). */
-void gh__loop_join(gh_server_t *s);
+/* closed is set: join the monitor and the pool threads. A pool thread still running at
+ * deadline (0: none, wait for all) is detached and ends on its own, as is the calling
+ * thread if it is one of them. The loops' descriptors are closed now, or by the last
+ * pool thread out. */
+void gh__loop_stop(gh_server_t *s, gh_time_t deadline);
+/* Close the loops' epoll and wake-up descriptors (no pool thread left). */
+void gh__loop_close(gh_server_t *s);
+/* The connection the calling thread serves for s (its handler runs), or NULL. */
+gh_conn_t *gh__loop_current(gh_server_t *s);
 
 #endif

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +19,10 @@
 #include "loop.h"
 
 static const size_t server_ptrs[] = {
-    offsetof(struct gh_server_s, conns),
+    offsetof(struct gh_server_s, loops),
     offsetof(struct gh_server_s, queue),
-    offsetof(struct gh_server_s, tl_head) + 0 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_head) + 1 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_head) + 2 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_head) + 3 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_tail) + 0 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_tail) + 1 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_tail) + 2 * sizeof(void *),
-    offsetof(struct gh_server_s, tl_tail) + 3 * sizeof(void *),
     offsetof(struct gh_server_s, tids),
-    offsetof(struct gh_server_s, evs),
+    offsetof(struct gh_server_s, texited),
     offsetof(struct gh_server_s, hj.links),
     offsetof(struct gh_server_s, cfg.handler_data),
     offsetof(struct gh_server_s, cfg.conn_state_data),
@@ -43,6 +36,18 @@ void gh_server_config_init(gh_server_config_t *cfg)
 }
 
 static gh_time_t pick(gh_time_t v, gh_time_t def) { return v == 0 ? def : (v < 0 ? 0 : v); }
+
+/* The CPUs this process may run on (sched_getaffinity: a taskset or cgroup cpuset
+ * limits it), at least 1. */
+static int cpus_available(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return 1;
+    int n = CPU_COUNT(&set);
+    return n > 0 ? n : 1;
+}
 
 int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
 {
@@ -65,6 +70,10 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
     if (!s->cfg.max_body_drain)
         s->cfg.max_body_drain = 256 << 10;
     s->max_workers = cfg->max_workers > 0 ? cfg->max_workers : 64;
+    s->n_loops = cfg->loops > 0 ? cfg->loops : cpus_available();
+    if (s->n_loops > GH__MAX_LOOPS)
+        s->n_loops = GH__MAX_LOOPS;
+    s->cfg.loops = s->n_loops;
     s->handoff = cfg->handoff_timeout == 0 ? GH__HANDOFF_DEFAULT : cfg->handoff_timeout;
     __atomic_store_n(&gh__block_hook, gh__server_will_block, __ATOMIC_RELEASE);
     s->tl_dur[GH__TL_HEAD] = s->cfg.read_header_timeout;
@@ -73,33 +82,34 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->idle_cv, NULL);
+    pthread_cond_init(&s->exit_cv, NULL);
     pthread_mutex_init(&s->mon_mu, NULL);
-    pthread_cond_init(&s->mon_cv, NULL);
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->epfd < 0 || s->wakefd < 0) {
-        int e = -errno;
-        if (s->epfd >= 0)
-            close(s->epfd);
-        if (s->wakefd >= 0)
-            close(s->wakefd);
-        return e;
-    }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_WAKE};
-    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the monitor's ticks */
+    pthread_cond_init(&s->mon_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->hj.mu, NULL);
+    for (int i = 0; i < GH__MAX_LISTENERS; i++)
+        s->lfd[i] = -1;
     s->q_cap = 64;
     s->queue = gh__ptrs_new(s->q_cap);
-    s->conns_cap = 1024;
-    s->conns = gh__ptrs_new(s->conns_cap);
-    /* GC memory (atomic: thread ids and event numbers hold no pointers), collected with
-     * the server: nothing to free after gh_server_close. */
-    s->tids = gh_bytes_new(((size_t)s->max_workers + 1) * sizeof(pthread_t));
-    s->evs = gh_bytes_new(GH__BATCH * sizeof *s->evs);
-    pthread_mutex_init(&s->hj.mu, NULL);
-    if (!s->queue || !s->conns || !s->tids || !s->evs) {
-        close(s->epfd);
-        close(s->wakefd);
+    s->loops = gh__ptrs_new((size_t)s->n_loops);
+    /* GC memory (atomic: thread ids hold no pointers), collected with the server:
+     * nothing to free after gh_server_close. */
+    size_t nt = (size_t)s->max_workers + (size_t)s->n_loops;
+    s->tids = gh_bytes_new(nt * sizeof(pthread_t));
+    s->texited = gh_bytes_new(nt);
+    if (!s->queue || !s->loops || !s->tids || !s->texited)
         return GH_ENOMEM;
+    memset(s->texited, 0, nt); /* atomic memory comes unzeroed */
+    for (int i = 0; i < s->n_loops; i++) {
+        int rc = gh__loop_new(s, i, &s->loops[i]);
+        if (rc < 0) {
+            s->n_loops = i; /* close those made so far */
+            gh__loop_close(s);
+            return rc;
+        }
     }
     *out = s;
     return 0;
@@ -125,13 +135,13 @@ static int add_listener(gh_server_t *s, int fd, int owned)
             gh__listen_close(fd, owned);
         return rc;
     }
-    int i = s->n_listeners++;
+    int i = s->n_listeners;
     s->lfd[i] = fd;
     s->lport[i] = port;
     s->lowned[i] = (uint8_t)owned;
+    gh__loop_add_listener(s, i);
+    s->n_listeners = i + 1;
     pthread_mutex_unlock(&s->mu);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = GH__TAG_LISTENER | (uint64_t)i};
-    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
 }
 
@@ -182,7 +192,6 @@ int gh_server_start(gh_server_t *s)
         return GH_EBUSY;
     }
     s->started = 1;
-    __atomic_store_n(&s->poller_vacant, 1, __ATOMIC_RELAXED); /* taken by the first pool thread */
     pthread_mutex_unlock(&s->mu);
     if (s->cfg.gc_heap_min >= 0) {
         size_t want = s->cfg.gc_heap_min ? (size_t)s->cfg.gc_heap_min : (size_t)16 << 20;
@@ -193,44 +202,80 @@ int gh_server_start(gh_server_t *s)
     return gh__loop_start(s);
 }
 
-void gh__server_count_request(gh_server_t *s, int bad)
+void gh__server_count_request(gh_conn_t *c, int bad)
 {
-    if (bad)
-        __atomic_add_fetch(&s->st.bad_requests, 1, __ATOMIC_RELAXED);
-    else
-        __atomic_add_fetch(&s->st.requests, 1, __ATOMIC_RELAXED);
+    gh__loop_t *l = gh__conn_loop(c);
+    __atomic_add_fetch(bad ? &l->st.bad_requests : &l->st.requests, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- shutdown ---------------------------------------------------------------------- */
 
-static void close_listeners(gh_server_t *s)
+/* Connections with a request in progress, over every loop. */
+static int active_conns(gh_server_t *s)
 {
-    for (int i = 0; i < s->n_listeners; i++) {
-        if (s->lfd[i] >= 0) {
-            epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd[i], NULL);
-            gh__listen_close(s->lfd[i], s->lowned[i]);
-            s->lfd[i] = -1;
-        }
+    int n = 0;
+    for (int i = 0; i < s->n_loops; i++)
+        n += __atomic_load_n(&s->loops[i]->active, __ATOMIC_SEQ_CST);
+    return n;
+}
+
+/* Close every connection the server still owns but keep (the caller's, shutting down
+ * from its handler); threads blocked on them wake. */
+static void close_all(gh_server_t *s, gh_conn_t *keep)
+{
+    for (int k = 0; k < s->n_loops; k++) {
+        size_t i = 0;
+        gh_conn_t *victim;
+        while ((victim = gh__connset_scan(s->loops[k], &i, 0)))
+            if (victim != keep)
+                gh__server_conn_close(victim);
     }
+}
+
+/* gh_server_close, leaving keep open (its handler finishes its response), and waiting
+ * for the pool threads until deadline only (0: for all of them). */
+static void close_server(gh_server_t *s, gh_conn_t *keep, gh_time_t deadline)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&s->closed, 1, __ATOMIC_SEQ_CST);
+    gh__loop_close_listeners(s);
+    pthread_mutex_unlock(&s->mu);
+    gh__loop_wake_all(s);
+    /* First the connections, so that a handler blocked on one (on any thread, a
+     * poller's included) returns and its thread can be joined. */
+    close_all(s, keep);
+    gh__loop_stop(s, deadline);
+    /* A connection a poller accepted while the first pass ran. */
+    close_all(s, keep);
 }
 
 int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
 {
+    /* From a handler: its own request is not waited for (server.h), and the wait below
+     * must not hold its loop's poller role. */
+    gh_conn_t *self = gh__loop_current(s);
+    if (self)
+        gh__will_block();
     pthread_mutex_lock(&s->mu);
-    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELAXED);
-    close_listeners(s);
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
+    gh__loop_close_listeners(s);
     pthread_mutex_unlock(&s->mu);
-    gh__loop_wake(s);
+    gh__loop_wake_all(s);
     gh_time_t deadline = gh_now() + (timeout > 0 ? timeout : 0);
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    while (__atomic_load_n(&s->active, __ATOMIC_SEQ_CST) > 0) {
+    while (active_conns(s) > (self ? 1 : 0)) {
         gh_time_t now = gh_now();
         if (now >= deadline) {
             rc = GH_ETIMEDOUT;
             break;
         }
-        /* Idle connections are closed by the poller; requests finish on workers. A
+        /* Idle connections are closed by the pollers; requests finish on their own. A
          * bounded wait keeps this robust against a missed broadcast. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -241,60 +286,66 @@ int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
         pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
     }
     pthread_mutex_unlock(&s->mu);
-    gh_server_close(s);
+    /* Return at the deadline (Go's Shutdown): a straggler's thread is left to end on
+     * its own once its handler returns. At least a moment for the threads that only
+     * have to notice the close. */
+    gh_time_t join_by = deadline > gh_now() + 100 * GH_MSEC ? deadline : gh_now() + 100 * GH_MSEC;
+    close_server(s, self, join_by);
     return rc;
-}
-
-/* Close every connection the server still owns; threads blocked on them wake. */
-static void close_all(gh_server_t *s)
-{
-    size_t i = 0;
-    gh_conn_t *victim;
-    while ((victim = gh__connset_scan(s, &i, 0)))
-        gh__server_conn_close(victim);
 }
 
 int gh_server_close(gh_server_t *s)
 {
-    pthread_mutex_lock(&s->mu);
-    if (s->closed) {
-        pthread_mutex_unlock(&s->mu);
-        return 0;
-    }
-    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->closed, 1, __ATOMIC_SEQ_CST);
-    close_listeners(s);
-    pthread_mutex_unlock(&s->mu);
-    gh__loop_wake_all(s);
-    /* First the connections, so that a handler blocked on one (on any thread, the
-     * poller's included) returns and its thread can be joined. */
-    close_all(s);
-    gh__loop_join(s);
-    /* A connection the poller accepted while the first pass ran. */
-    close_all(s);
-    close(s->epfd);
-    close(s->wakefd);
-    s->epfd = s->wakefd = -1;
+    close_server(s, NULL, 0);
     return 0;
+}
+
+/* Loop l's own figures into st (thread figures left as they are). */
+static void loop_stats(gh__loop_t *l, gh_server_stats_t *st)
+{
+    pthread_mutex_lock(&l->mu);
+    st->accepted += l->st.accepted;
+    st->closed += l->st.closed;
+    st->hijacked += l->st.hijacked;
+    st->open_conns += l->open;
+    pthread_mutex_unlock(&l->mu);
+    st->requests += __atomic_load_n(&l->st.requests, __ATOMIC_RELAXED);
+    st->bad_requests += __atomic_load_n(&l->st.bad_requests, __ATOMIC_RELAXED);
+    st->accept_backoffs += __atomic_load_n(&l->st.accept_backoffs, __ATOMIC_RELAXED);
+    st->handoffs += __atomic_load_n(&l->st.handoffs, __ATOMIC_RELAXED);
+    st->active_conns += __atomic_load_n(&l->active, __ATOMIC_SEQ_CST);
 }
 
 void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)
 {
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < s->n_loops; i++)
+        loop_stats(s->loops[i], st);
     pthread_mutex_lock(&s->mu);
-    *st = s->st;
-    st->requests = __atomic_load_n(&s->st.requests, __ATOMIC_RELAXED);
-    st->bad_requests = __atomic_load_n(&s->st.bad_requests, __ATOMIC_RELAXED);
-    st->open_conns = s->open;
-    st->active_conns = __atomic_load_n(&s->active, __ATOMIC_SEQ_CST);
-    /* The thread holding the poller's role is not a worker, unless it has served a
-     * request since its last stack scrub. While the role is open (a hand-off), the
-     * thread about to take it is counted as the poller already. */
-    int polling = s->n_threads > 0 && !s->closed &&
-                  !__atomic_load_n(&s->poller_dirty, __ATOMIC_SEQ_CST);
+    /* A thread holding a poller's role is not a worker, unless it has served a request
+     * since its last stack scrub. While a role is open (a hand-off), the thread about
+     * to take it is counted as that loop's poller already. */
+    int polling = 0;
+    if (s->n_threads > 0 && !s->closed)
+        for (int i = 0; i < s->n_loops; i++)
+            polling += !__atomic_load_n(&s->loops[i]->poller_dirty, __ATOMIC_SEQ_CST);
+    if (polling > s->n_threads)
+        polling = s->n_threads;
     st->workers = s->n_threads - polling;
     st->threads = s->n_threads;
     st->idle_workers = s->n_idle_workers; /* waiting in the pool, past their stack scrub */
     pthread_mutex_unlock(&s->mu);
+}
+
+int gh_server_loops(const gh_server_t *s) { return s->n_loops; }
+
+int gh_server_loop_stats(gh_server_t *s, int loop, gh_server_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    if (loop < 0 || loop >= s->n_loops)
+        return GH_EINVAL;
+    loop_stats(s->loops[loop], st);
+    return 0;
 }
 
 int gh__server_stopping(gh_server_t *s) { return __atomic_load_n(&s->stopping, __ATOMIC_RELAXED); }

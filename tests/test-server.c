@@ -261,14 +261,14 @@ START_TEST(test_server_read_timeout_on_a_slow_body_frees_the_worker)
     ck_assert_int_le(rec_took / GH_MSEC, 2300);
     ck_assert_int_eq(th_read_status(fd), 200);
     ck_assert_str_eq(th_rbody(), "GH_ETIMEDOUT after 10");
-    /* The only worker serves the next client promptly (one thread more, at most, held
-     * the poller's role while the first handler blocked). */
+    /* The only worker serves the next client promptly (one thread more per loop, at
+     * most, held a poller's role while the first handler blocked). */
     int fd2 = th_connect_srv();
     gh_time_t t0 = gh_now();
     th_send_str(fd2, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     ck_assert_int_eq(th_read_status(fd2), 200);
     ck_assert_int_lt(th_ms_since(t0), 1000);
-    ck_assert_int_le(th_stats().threads, 2);
+    ck_assert_int_le(th_stats().threads, 1 + gh_server_loops(th_srv));
     close(fd);
     close(fd2);
 }

@@ -73,24 +73,25 @@ typedef struct gh_bufrw_s {
  * @return 0; GH_EHIJACKED if already hijacked; GH_EHANDLERDONE after the handler
  *         returned; GH_ENOMEM; or the error of flushing the header.
  */
-GH_EXTERN int gh_response_hijack(gh_response_t *w, gh_netconn_t **conn, gh_bufrw_t *rw);
+GH_EXTERN int gh_response_hijack(gh_response_t *w, gh_netconn_t **conn, gh_bufrw_t *rw)
+    GH_WARN_UNUSED GH_NONNULL(1);
 
-GH_EXTERN ssize_t gh_netconn_read(gh_netconn_t *c, void *buf, size_t n);
-GH_EXTERN ssize_t gh_netconn_write(gh_netconn_t *c, const void *buf, size_t n);
-GH_EXTERN int gh_netconn_close(gh_netconn_t *c);
+GH_EXTERN ssize_t gh_netconn_read(gh_netconn_t *c, void *buf, size_t n) GH_WARN_UNUSED GH_NONNULL(1);
+GH_EXTERN ssize_t gh_netconn_write(gh_netconn_t *c, const void *buf, size_t n) GH_NONNULL(1);
+GH_EXTERN int gh_netconn_close(gh_netconn_t *c) GH_NONNULL(1);
 /** Absolute deadlines (gh_now() + d); 0 clears. */
-GH_EXTERN void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at);
-GH_EXTERN void gh_netconn_set_read_deadline(gh_netconn_t *c, gh_time_t at);
-GH_EXTERN void gh_netconn_set_write_deadline(gh_netconn_t *c, gh_time_t at);
+GH_EXTERN void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at) GH_NONNULL(1);
+GH_EXTERN void gh_netconn_set_read_deadline(gh_netconn_t *c, gh_time_t at) GH_NONNULL(1);
+GH_EXTERN void gh_netconn_set_write_deadline(gh_netconn_t *c, gh_time_t at) GH_NONNULL(1);
 /** The peer's and the local address, "ip:port", read from the socket on first use of
  * either and kept for the netconn's life ("" if the socket was already closed then). */
-GH_EXTERN const char *gh_netconn_remote_addr(const gh_netconn_t *c);
-GH_EXTERN const char *gh_netconn_local_addr(const gh_netconn_t *c);
+GH_EXTERN const char *gh_netconn_remote_addr(const gh_netconn_t *c) GH_NONNULL(1);
+GH_EXTERN const char *gh_netconn_local_addr(const gh_netconn_t *c) GH_NONNULL(1);
 /** The underlying gh_fd_t (for gh_fd_fileno, gh_fd_shutdown_write...). */
-GH_EXTERN gh_fd_t *gh_netconn_fd(gh_netconn_t *c);
+GH_EXTERN gh_fd_t *gh_netconn_fd(gh_netconn_t *c) GH_NONNULL(1);
 /** Adapters for gh_reader_new / gh_writer_new over a netconn. */
-GH_EXTERN ssize_t gh_netconn_read_fn(void *c, void *buf, size_t n);
-GH_EXTERN ssize_t gh_netconn_write_fn(void *c, const void *buf, size_t n);
+GH_EXTERN ssize_t gh_netconn_read_fn(void *c, void *buf, size_t n) GH_NONNULL(1);
+GH_EXTERN ssize_t gh_netconn_write_fn(void *c, const void *buf, size_t n) GH_NONNULL(1);
 
 /**
  * Close-notify (Go's deprecated CloseNotifier, kept as a contract): a context that is
@@ -105,14 +106,14 @@ GH_EXTERN ssize_t gh_netconn_write_fn(void *c, const void *buf, size_t n);
  * After a hijack, a read error through the returned reader fires it while the handler
  * runs. @return the context, or NULL when out of memory or after the handler returned.
  */
-GH_EXTERN gh_ctx_t *gh_response_close_notify(gh_response_t *w);
+GH_EXTERN gh_ctx_t *gh_response_close_notify(gh_response_t *w) GH_NONNULL(1);
 
 /**
  * A pollable descriptor that becomes readable when close-notify fires (an eventfd).
  * Valid while the handler runs; the server closes it when the handler returns.
  * @return the descriptor or a negative code.
  */
-GH_EXTERN int gh_response_close_notify_fd(gh_response_t *w);
+GH_EXTERN int gh_response_close_notify_fd(gh_response_t *w) GH_NONNULL(1);
 
 GH_END_DECLS
 

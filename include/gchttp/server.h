@@ -1,22 +1,32 @@
 /*
  * gchttp/server.h: the HTTP/1.1 server.
  *
- * Threads: a pool of GC-registered threads, grown on demand. One of them at a time
- * holds the poller's role (epoll): it accepts connections, owns every idle one and
- * reads request heads without blocking, so a slow client holds no thread. A complete
- * head is served right there, on the poller's thread, with blocking I/O bounded by
- * deadlines: a batch of ready keep-alive connections is answered with no thread
- * hand-over and no epoll_ctl, as an event loop would. A monitor thread watches for a
- * handler that runs longer than handoff_timeout (1 ms by default; blocked, or busy):
- * another pool thread then takes the poller's role, and the first finishes its request
- * as a worker. So a handler may block (long polls, body uploads, its own I/O): it
- * delays other connections by one or two handoff periods, and holds a thread only
- * while it blocks. At most max_workers threads serve requests at once; more requests
- * wait in a queue. Handlers run on whichever pool thread, one request at a time per
- * connection, in order. While a handler runs, the poller keeps watching its
- * connection for the peer going away (EPOLLRDHUP), so a disconnect cancels the
- * request context without a read in flight (Go's "background read", without its
- * limits).
+ * Threads: the server runs `loops` event loops (by default one per CPU the process may
+ * run on), served by one pool of GC-registered threads grown on demand. Each loop has
+ * its own epoll set, timers and connections: it accepts (one SO_REUSEPORT socket per
+ * loop for a listener the server opened itself; a listener handed in is shared), owns
+ * every idle connection it accepted and reads request heads without blocking, so a
+ * slow client holds no thread. At any time one pool thread holds each loop's poller
+ * role. A complete head is served right there, on that thread, with blocking I/O
+ * bounded by deadlines: a batch of ready keep-alive connections is answered with no
+ * thread hand-over and no epoll_ctl, as an event loop would. A monitor thread watches
+ * every loop for a handler that runs longer than handoff_timeout (1 ms by default;
+ * blocked, or busy): another pool thread then takes that loop's role, and the first
+ * finishes its request as a worker. So a handler may block (long polls, body uploads,
+ * its own I/O): it delays other connections of its loop by one or two handoff periods,
+ * those of other loops not at all, and holds a thread only while it blocks. At most
+ * max_workers threads serve requests as workers at once; more requests wait in a
+ * queue. Handlers run on whichever pool thread, one request at a time per connection,
+ * in order. While a handler runs, its loop keeps watching its connection for the peer
+ * going away (EPOLLRDHUP), so a disconnect cancels the request context without a read
+ * in flight (Go's "background read", without its limits).
+ *
+ * Signals: the server's threads (pool and monitor) start with the asynchronous signals
+ * blocked (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM,
+ * SIGCHLD, the real-time ones, ...), whatever the creating thread's mask, so a program
+ * may take them in its main thread with sigwait(), signalfd() or a handler, without
+ * blocking them before gh_server_new. The collector's own stop-the-world signals stay
+ * open, as do the synchronous ones and SIGPROF.
  *
  * Half-close: a client that shuts down its sending side while its request is being
  * handled is treated as gone (the request context is cancelled and close-notify fires),
@@ -117,9 +127,14 @@ typedef struct gh_server_config_s {
     /** Unread request body drained after the handler to keep the connection
      * (Go: 256 KiB). Beyond it the connection is closed. Default 256 KiB. */
     size_t max_body_drain;
-    /** Threads serving requests at once, the poller's included (a pool thread more
-     * may hold the poller's role meanwhile); default 64. */
+    /** Threads serving requests at once as workers (a handler that outran
+     * handoff_timeout, or every request when it is negative); default 64. One more
+     * thread per loop holds that loop's poller role. */
     int max_workers;
+    /** Event loops (each with its own epoll set, timers and connections, see above).
+     * 0: one per CPU this process may run on (sched_getaffinity, so taskset and
+     * cpusets count), the default. At most 256. gh_server_loops says how many run. */
+    int loops;
     /** How long a handler may run on the poller's thread before the monitor gives the
      * poller's role to another thread (it does so within one to two of these periods).
      * Default (0): 1 ms. Negative: never serve on the poller's thread; every request
@@ -144,10 +159,12 @@ typedef struct gh_server_config_s {
 } gh_server_config_t;
 
 /** Fill cfg with defaults (all timeouts 0 = default, no handler). */
-GH_EXTERN void gh_server_config_init(gh_server_config_t *cfg);
+GH_EXTERN void gh_server_config_init(gh_server_config_t *cfg) GH_NONNULL(1);
 
-/** Create a server. Calls gh_gc_init(). @return 0, GH_EINVAL (no handler), GH_ENOMEM. */
-GH_EXTERN int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg);
+/** Create a server. Calls gh_gc_init(). @return 0, GH_EINVAL (no handler), GH_ENOMEM,
+ * or -errno (epoll or eventfd descriptors). */
+GH_EXTERN int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg) GH_WARN_UNUSED
+    GH_NONNULL(1);
 
 /**
  * Bind and listen on host:port, with SO_REUSEADDR. host is a numeric address
@@ -158,7 +175,8 @@ GH_EXTERN int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg);
  * or after gh_server_start.
  * @return 0, GH_EADDRESS (port out of range, host "*"), GH_ENOHOST (the name did not
  * resolve), GH_EADDRINUSE, GH_EBUSY (8 listeners already), GH_ECLOSED, or -errno. */
-GH_EXTERN int gh_server_listen(gh_server_t *s, const char *host, int port);
+GH_EXTERN int gh_server_listen(gh_server_t *s, const char *host, int port) GH_WARN_UNUSED
+    GH_NONNULL(1);
 /**
  * Listen on an address written as Go writes it: "host:port", "[v6]:port", ":port"
  * (every address, both families), or "unix:/path" for a Unix domain socket
@@ -168,14 +186,15 @@ GH_EXTERN int gh_server_listen(gh_server_t *s, const char *host, int port);
  * a Unix socket is "@" (an unnamed client, as Go reports it), gh_server_port is 0.
  * "*:8080" and unbracketed IPv6 addresses are refused with GH_EADDRESS.
  * @return as gh_server_listen. */
-GH_EXTERN int gh_server_listen_addr(gh_server_t *s, const char *addr);
+GH_EXTERN int gh_server_listen_addr(gh_server_t *s, const char *addr) GH_WARN_UNUSED
+    GH_NONNULL(1, 2);
 /**
  * Serve an already-open listening socket (TCP or Unix, SOCK_STREAM, listen() called).
  * The server takes it over (made non-blocking and close-on-exec) and closes it with
  * its listeners; a Unix socket's file is left in place.
  * @return 0, GH_EBADF (not open), GH_EINVAL (not a listening stream socket; fd stays
  * the caller's), GH_EBUSY, GH_ECLOSED (fd stays the caller's). */
-GH_EXTERN int gh_server_listen_fd(gh_server_t *s, int fd);
+GH_EXTERN int gh_server_listen_fd(gh_server_t *s, int fd) GH_WARN_UNUSED GH_NONNULL(1);
 /**
  * systemd socket activation (sd_listen_fds(3)): when LISTEN_PID is this process,
  * serve the LISTEN_FDS descriptors starting at 3 (SD_LISTEN_FDS_START) with
@@ -183,24 +202,35 @@ GH_EXTERN int gh_server_listen_fd(gh_server_t *s, int fd);
  * child processes do not take them.
  * @return the number of listeners added (0 when LISTEN_FDS is 0), GH_ENOENT when no
  * descriptors were passed to this process, or a gh_server_listen_fd error. */
-GH_EXTERN int gh_server_listen_systemd(gh_server_t *s);
+GH_EXTERN int gh_server_listen_systemd(gh_server_t *s) GH_WARN_UNUSED GH_NONNULL(1);
 /** The port of the i-th listener (0 for a Unix socket), or a negative code. */
-GH_EXTERN int gh_server_port(const gh_server_t *s, int i);
+GH_EXTERN int gh_server_port(const gh_server_t *s, int i) GH_NONNULL(1);
 
-/** Start the pool's first thread (the poller) and the monitor; returns at once.
- * @return 0 or a code. */
-GH_EXTERN int gh_server_start(gh_server_t *s);
+/** Start one pool thread per loop (each takes a loop's poller role) and the monitor;
+ * returns at once. @return 0, GH_EBUSY (started or closed already) or a code. */
+GH_EXTERN int gh_server_start(gh_server_t *s) GH_WARN_UNUSED GH_NONNULL(1);
 
 /**
- * Graceful shutdown: stop accepting, close idle connections, and wait up to timeout
- * for active requests to finish; what is left is then closed. Hijacked connections
- * are not the server's (see gh_server_hijacked_foreach).
- * @return 0 if every request finished in time, GH_ETIMEDOUT otherwise.
+ * Graceful shutdown, on every loop: stop accepting, close idle connections, and wait
+ * up to timeout for active requests to finish; what is left is then closed, and the
+ * call returns at its deadline (Go's Shutdown): a handler still running then (asleep,
+ * or busy with something other than its connection) finishes on its own thread, its
+ * writes failing, and that thread ends after it.
+ *
+ * Called from inside a handler, it does not wait for the calling request (that would
+ * only time out): it waits for the others, closes everything else, and returns; the
+ * calling request's response is then sent in full when the handler returns, with
+ * Connection: close, and its connection closed. (Go's Shutdown from a handler waits
+ * for the calling request too, and so always runs into its timeout.)
+ * Hijacked connections are not the server's (see gh_server_hijacked_foreach).
+ * @return 0 if every request (but the caller's) finished in time, GH_ETIMEDOUT
+ * otherwise.
  */
-GH_EXTERN int gh_server_shutdown(gh_server_t *s, gh_time_t timeout);
-/** Immediate close of listeners and every connection; joins the server's threads.
- * Handlers still running see their writes fail. Idempotent. */
-GH_EXTERN int gh_server_close(gh_server_t *s);
+GH_EXTERN int gh_server_shutdown(gh_server_t *s, gh_time_t timeout) GH_NONNULL(1);
+/** Immediate close of listeners and every connection; joins the server's threads
+ * (but the calling one, when called from a handler). Handlers still running see their
+ * writes fail. Idempotent. @return 0. */
+GH_EXTERN int gh_server_close(gh_server_t *s) GH_NONNULL(1);
 
 /**
  * With track_hijacked on: call fn(c, data) for every hijacked connection that the
@@ -209,10 +239,10 @@ GH_EXTERN int gh_server_close(gh_server_t *s);
  * is simply not visited. @return the number of connections visited.
  */
 GH_EXTERN int gh_server_hijacked_foreach(gh_server_t *s, void (*fn)(gh_netconn_t *c, void *data),
-                                         void *data);
+                                         void *data) GH_NONNULL(1, 2);
 /** Close every tracked hijacked connection still open (e.g. after gh_server_shutdown,
  * which like Go's leaves hijacked connections alone). @return how many were closed. */
-GH_EXTERN int gh_server_close_hijacked(gh_server_t *s);
+GH_EXTERN int gh_server_close_hijacked(gh_server_t *s) GH_NONNULL(1);
 
 /** Live figures, for tests and monitoring. */
 typedef struct gh_server_stats_s {
@@ -229,18 +259,27 @@ typedef struct gh_server_stats_s {
     int idle_workers;            /*< of which waiting for work in the pool */
     unsigned long accept_backoffs; /*< EMFILE/ENFILE back-offs */
     unsigned long handoffs;      /*< times a long handler made the poller's role move */
-    int threads;                 /*< pool threads started (at most max_workers + 1) */
+    int threads;                 /*< pool threads started (at most max_workers + loops) */
 } gh_server_stats_t;
 
-GH_EXTERN void gh_server_stats(gh_server_t *s, gh_server_stats_t *st);
+/** The server's figures, summed over its loops. */
+GH_EXTERN void gh_server_stats(gh_server_t *s, gh_server_stats_t *st) GH_NONNULL(1, 2);
+/** How many event loops the server runs (config `loops`, resolved). */
+GH_EXTERN int gh_server_loops(const gh_server_t *s) GH_NONNULL(1);
+/** The figures of loop i (0 <= i < gh_server_loops): accepted, requests, bad_requests,
+ * hijacked, closed, open_conns, active_conns, accept_backoffs and handoffs count that
+ * loop's connections only; the thread figures (workers, idle_workers, threads) are the
+ * pool's, shared by every loop, and are 0 here. @return 0 or GH_EINVAL (no such loop;
+ * st is zeroed). */
+GH_EXTERN int gh_server_loop_stats(gh_server_t *s, int i, gh_server_stats_t *st) GH_NONNULL(1, 3);
 
 /** The connection's peer and local addresses, "ip:port" or "[v6]:port" (an IPv4 client
  * of a dual-stack listener is printed as IPv4); on a Unix socket the path, or "@" for
  * an unnamed peer (static per connection). */
-GH_EXTERN const char *gh_conn_remote_addr(const gh_conn_t *c);
-GH_EXTERN const char *gh_conn_local_addr(const gh_conn_t *c);
+GH_EXTERN const char *gh_conn_remote_addr(const gh_conn_t *c) GH_NONNULL(1);
+GH_EXTERN const char *gh_conn_local_addr(const gh_conn_t *c) GH_NONNULL(1);
 /** A number unique per connection within a server (1, 2, ...). */
-GH_EXTERN unsigned long gh_conn_id(const gh_conn_t *c);
+GH_EXTERN unsigned long gh_conn_id(const gh_conn_t *c) GH_NONNULL(1);
 
 /** The name of a state ("new", "active", ...). */
 GH_EXTERN const char *gh_conn_state_name(gh_conn_state_t st);
