@@ -152,7 +152,7 @@ static wloop_t *wloop_get(void)
         l->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KICK_KEY};
         if (l->epfd < 0 || l->kick < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->kick, &ev) < 0 ||
-            gh_thread_start(&l->thread, loop_main, l) != 0) {
+            gh__thread_start_quiet(&l->thread, loop_main, l) != 0) {
             if (l->epfd >= 0)
                 close(l->epfd);
             if (l->kick >= 0)
