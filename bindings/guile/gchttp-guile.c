@@ -539,6 +539,7 @@ enum { BC_QUEUED, BC_CLAIMED, BC_FINISHED };
  *            client object while a Scheme thread serves it. w and r are cleared when
  *            the Scheme side finishes, so a client object kept by a program reaches
  *            nothing of the server's.
+ * OS state:  none (the connection is the server's, or the netconn's after a hijack).
  * Threads:   state, next: under the back end's mu. w, r: the claiming Scheme thread. */
 struct bclient {
     gh_response_t *w;
@@ -572,9 +573,13 @@ static const size_t bsrv_ptrs[] = {offsetof(struct bsrv, s), offsetof(struct bsr
                                    offsetof(struct bsrv, tail), offsetof(struct bsrv, inflight)};
 static gh_type_t bsrv_type = GH_TYPE_INIT("guile-backend", struct bsrv, bsrv_ptrs);
 
-/* A Scheme thread waiting in %gchttp-next: a node on its own stack, on the back end's
- * sleeping list while it sleeps on its thread's eventfd. A new request wakes one
- * sleeper (not all of them: with #:threads 16 that was 15 wake-ups for nothing). */
+/* A Scheme thread waiting in %gchttp-next. A new request wakes one sleeper (not all of
+ * them: with #:threads 16 that was 15 wake-ups for nothing).
+ * Alloc:     on the waiting thread's C stack, in %gchttp-next.
+ * Lifetime:  on the back end's sleeping list only while that frame waits; it takes
+ *            itself off before the frame can be left (an async may throw).
+ * OS state:  fd is the thread's eventfd (thread_efd), closed when the thread exits.
+ * Threads:   next and woken under the back end's mu. */
 struct sleeper {
     struct sleeper *next;
     int fd;     /* the thread's eventfd */
