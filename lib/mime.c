@@ -19,6 +19,7 @@ static const struct {
     {"aac", "audio/aac"},
     {"apng", "image/apng"},
     {"avif", "image/avif"},
+    {"bin", "application/octet-stream"},
     {"bmp", "image/bmp"},
     {"bz2", "application/x-bzip2"},
     {"css", "text/css; charset=utf-8"},
