@@ -535,10 +535,321 @@ START_TEST(test_mux_serve_answers_asterisk_with_400_and_closes)
 }
 END_TEST
 
+/* ---- differential: the mux against a brute-force reading of Go's rules ---------------
+ * Random pattern sets over a small alphabet; every request of a finite universe (paths of
+ * up to four segments over {a, b, c}, with and without a trailing slash, four methods,
+ * three hosts) is routed by the mux and by a reference that knows no tree: it matches
+ * each pattern on its own, and calls p more specific than q when the requests p matches
+ * (in the universe) are a strict subset of those q matches. Registration must refuse
+ * exactly the patterns that overlap a registered one of the same host with neither more
+ * specific. */
+
+#define U_METHODS 4
+#define U_MAXPATHS 256
+#define U_WORDS ((U_METHODS * U_MAXPATHS + 63) / 64)
+
+static const char *const u_methods[U_METHODS] = {"GET", "HEAD", "POST", "PUT"};
+static char u_paths[U_MAXPATHS][16];
+static int u_npaths;
+
+typedef struct rpat {
+    char str[64];
+    char method[8];
+    char host[8];
+    char segs[6][8]; /* "a", "b", "{" (single wildcard), "*" (multi), "$" ({$}) */
+    int nsegs;
+    int registered;
+    uint64_t set[U_WORDS]; /* requests (method, path) it matches, host aside */
+} rpat_t;
+
+static uint32_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (rng_state >> 16) % n;
+}
+
+static void universe_init(void)
+{
+    u_npaths = 0;
+    const char *al = "abc";
+    for (int k = 0; k <= 4; k++) {
+        int count = 1;
+        for (int i = 0; i < k; i++)
+            count *= 3;
+        for (int c = 0; c < count; c++)
+            for (int slash = 0; slash < 2; slash++) {
+                if (k == 0 && slash)
+                    continue;
+                char *p = u_paths[u_npaths++];
+                int w = 0, v = c;
+                for (int i = 0; i < k; i++) {
+                    p[w++] = '/';
+                    p[w++] = al[v % 3];
+                    v /= 3;
+                }
+                if (k == 0 || slash)
+                    p[w++] = '/';
+                p[w] = 0;
+            }
+    }
+}
+
+/* Go's matching of one pattern's path, on the request's tokens ("/" is the trailing
+ * slash token). */
+static int ref_path(const rpat_t *p, int i, char toks[][8], int nt, int j)
+{
+    if (i == p->nsegs)
+        return j == nt;
+    const char *s = p->segs[i];
+    if (s[0] == '*')
+        return j < nt; /* the rest, at least the trailing slash */
+    if (s[0] == '$')
+        return j == nt - 1 && !strcmp(toks[j], "/");
+    if (j == nt || !strcmp(toks[j], "/"))
+        return 0;
+    if (s[0] == '{' || !strcmp(s, toks[j]))
+        return ref_path(p, i + 1, toks, nt, j + 1);
+    return 0;
+}
+
+static int tokens_of(const char *path, char toks[][8])
+{
+    int nt = 0;
+    const char *q = path;
+    while (*q) {
+        if (!strcmp(q, "/")) {
+            strcpy(toks[nt++], "/");
+            break;
+        }
+        q++;
+        size_t l = strcspn(q, "/");
+        memcpy(toks[nt], q, l);
+        toks[nt++][l] = 0;
+        q += l;
+    }
+    return nt;
+}
+
+static int ref_match_path(const rpat_t *p, const char *path)
+{
+    char toks[12][8];
+    int nt = tokens_of(path, toks);
+    return ref_path(p, 0, toks, nt, 0);
+}
+
+static int ref_method_ok(const rpat_t *p, const char *m)
+{
+    return !p->method[0] || !strcmp(p->method, m) ||
+           (!strcmp(p->method, "GET") && !strcmp(m, "HEAD"));
+}
+
+static void ref_set(rpat_t *p)
+{
+    memset(p->set, 0, sizeof p->set);
+    for (int m = 0; m < U_METHODS; m++)
+        for (int i = 0; i < u_npaths; i++)
+            if (ref_method_ok(p, u_methods[m]) && ref_match_path(p, u_paths[i])) {
+                int b = m * U_MAXPATHS + i;
+                p->set[b / 64] |= 1ull << (b % 64);
+            }
+}
+
+static int subset(const uint64_t *a, const uint64_t *b)
+{
+    for (int i = 0; i < U_WORDS; i++)
+        if (a[i] & ~b[i])
+            return 0;
+    return 1;
+}
+
+static int disjoint(const uint64_t *a, const uint64_t *b)
+{
+    for (int i = 0; i < U_WORDS; i++)
+        if (a[i] & b[i])
+            return 0;
+    return 1;
+}
+
+static void gen_pattern(rpat_t *p)
+{
+    static const char *const methods[] = {"", "", "GET", "POST", "HEAD"};
+    strcpy(p->method, methods[rnd(5)]);
+    strcpy(p->host, rnd(4) == 0 ? "h.test" : "");
+    p->nsegs = 0;
+    int n = (int)rnd(4);
+    char path[48] = "";
+    size_t w = 0;
+    for (int i = 0; i < n; i++) {
+        int k = (int)rnd(3);
+        if (k == 2) {
+            strcpy(p->segs[p->nsegs++], "{");
+            w += (size_t)snprintf(path + w, sizeof path - w, "/{w%d}", i);
+        } else {
+            strcpy(p->segs[p->nsegs++], k ? "b" : "a");
+            w += (size_t)snprintf(path + w, sizeof path - w, "/%s", k ? "b" : "a");
+        }
+    }
+    int end = (int)rnd(4);
+    if (n == 0 && end == 0)
+        end = 1;
+    if (end == 1) {
+        strcpy(p->segs[p->nsegs++], "*");
+        snprintf(path + w, sizeof path - w, "/");
+    } else if (end == 2) {
+        strcpy(p->segs[p->nsegs++], "$");
+        snprintf(path + w, sizeof path - w, "/{$}");
+    } else if (end == 3) {
+        strcpy(p->segs[p->nsegs++], "*");
+        snprintf(path + w, sizeof path - w, "/{rest...}");
+    }
+    snprintf(p->str, sizeof p->str, "%s%s%s%s", p->method, p->method[0] ? " " : "", p->host,
+             path);
+    ref_set(p);
+}
+
+/* The most specific registered pattern of host level `host` matching (m, path), or -1;
+ * *ambiguous when two match with neither more specific. */
+static int ref_winner(const rpat_t *ps, int n, const char *host, int m, int pi, int *ambiguous)
+{
+    int best = -1;
+    int b = m * U_MAXPATHS + pi;
+    for (int i = 0; i < n; i++) {
+        if (!ps[i].registered || strcmp(ps[i].host, host) ||
+            !(ps[i].set[b / 64] >> (b % 64) & 1))
+            continue;
+        if (best < 0 || subset(ps[i].set, ps[best].set)) {
+            if (best >= 0 && subset(ps[best].set, ps[i].set))
+                *ambiguous = 1; /* equal sets */
+            best = i;
+        } else if (!subset(ps[best].set, ps[i].set)) {
+            *ambiguous = 1;
+        }
+    }
+    return best;
+}
+
+static int path_index(const char *path)
+{
+    for (int i = 0; i < u_npaths; i++)
+        if (!strcmp(u_paths[i], path))
+            return i;
+    return -1;
+}
+
+static int ref_route(const rpat_t *ps, int n, const char *host, int m, int pi, int *amb)
+{
+    int w = -1;
+    if (host[0])
+        w = ref_winner(ps, n, host, m, pi, amb);
+    if (w < 0)
+        w = ref_winner(ps, n, "", m, pi, amb);
+    return w;
+}
+
+/* Go's exactMatch. */
+static int ref_exact(const rpat_t *p, const char *path)
+{
+    if (strcmp(p->segs[p->nsegs - 1], "*"))
+        return 1;
+    size_t l = strlen(path);
+    if (l && path[l - 1] != '/')
+        return 0;
+    int slashes = 0;
+    for (const char *q = path; *q; q++)
+        slashes += *q == '/';
+    return p->nsegs == slashes;
+}
+
+START_TEST(test_mux_agrees_with_a_brute_force_matcher_on_random_sets)
+{
+    universe_init();
+    ck_assert_int_le(u_npaths, U_MAXPATHS);
+    static rpat_t ps[24];
+    static const char *const hosts[] = {"", "h.test", "o.test"};
+    int checked = 0, refused = 0;
+    for (int set = 0; set < 60; set++) {
+        rng_state = (uint32_t)set * 2654435761u + 1;
+        gh_mux_t *m = gh_mux_new();
+        ck_assert_ptr_nonnull(m);
+        int n = 4 + (int)rnd(20);
+        for (int i = 0; i < n; i++) {
+            gen_pattern(&ps[i]);
+            ps[i].registered = 0;
+            /* The reference's verdict: overlapping a registered pattern of the same host
+             * with neither a strict subset of the other (or equal) is a conflict. */
+            int conflicts = 0;
+            for (int j = 0; j < i; j++)
+                if (ps[j].registered && !strcmp(ps[j].host, ps[i].host) &&
+                    !disjoint(ps[i].set, ps[j].set) &&
+                    !((subset(ps[i].set, ps[j].set) || subset(ps[j].set, ps[i].set)) &&
+                      !(subset(ps[i].set, ps[j].set) && subset(ps[j].set, ps[i].set))))
+                    conflicts = 1;
+            int rc = gh_mux_handle(m, ps[i].str, noop, ps[i].str);
+            ck_assert_msg(rc == (conflicts ? GH_EEXIST : 0), "set %d: %s: rc %d, reference %s (%s)",
+                          set, ps[i].str, rc, conflicts ? "conflict" : "ok", gh_mux_error(m));
+            ps[i].registered = rc == 0;
+            refused += rc != 0;
+        }
+        for (int h = 0; h < 3; h++)
+            for (int mi = 0; mi < U_METHODS; mi++)
+                for (int pi = 0; pi < u_npaths; pi++) {
+                    const char *path = u_paths[pi];
+                    int amb = 0;
+                    int w = ref_route(ps, n, hosts[h], mi, pi, &amb);
+                    ck_assert_msg(!amb, "set %d: ambiguous reference for %s", set, path);
+                    int want = w >= 0 ? 200 : 0;
+                    const char *loc = NULL;
+                    char slashed[20];
+                    snprintf(slashed, sizeof slashed, "%s/", path);
+                    int spi = path_index(slashed);
+                    if ((w < 0 || !ref_exact(&ps[w], path)) && path[strlen(path) - 1] != '/' &&
+                        spi >= 0) {
+                        int w2 = ref_route(ps, n, hosts[h], mi, spi, &amb);
+                        if (w2 >= 0 && ref_exact(&ps[w2], slashed)) {
+                            want = 301;
+                            loc = slashed;
+                        }
+                    }
+                    if (!want) {
+                        /* 405 when a pattern with a method matches the path (or the path
+                         * with a slash) for another method. */
+                        for (int i = 0; i < n && !want; i++) {
+                            if (!ps[i].registered || !ps[i].method[0] ||
+                                (ps[i].host[0] && strcmp(ps[i].host, hosts[h])))
+                                continue;
+                            if (ref_match_path(&ps[i], path) ||
+                                (spi >= 0 && path[strlen(path) - 1] != '/' &&
+                                 ref_match_path(&ps[i], slashed)))
+                                want = 405;
+                        }
+                        if (!want)
+                            want = 404;
+                    }
+                    gh_mux_match_t mt;
+                    ck_assert_int_eq(gh_mux_match(m, u_methods[mi], hosts[h], path, &mt), 0);
+                    ck_assert_msg(mt.status == want, "set %d: %s %s host %s: status %d, want %d",
+                                  set, u_methods[mi], path, hosts[h], mt.status, want);
+                    if (want == 200)
+                        ck_assert_msg(!strcmp(mt.pattern, ps[w].str),
+                                      "set %d: %s %s host %s: %s, want %s", set, u_methods[mi],
+                                      path, hosts[h], mt.pattern, ps[w].str);
+                    if (want == 301)
+                        ck_assert_str_eq(mt.location, loc);
+                    checked++;
+                }
+    }
+    /* The generator makes both outcomes common. */
+    ck_assert_int_gt(refused, 100);
+    ck_assert_int_gt(checked, 100000);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
     Suite *s = suite_create("mux");
     TCase *tc = tcase_create("routing");
+    tcase_set_timeout(tc, GH_TEST_TIMEOUT);
     tcase_add_test(tc, test_mux_routes_like_go_servemux);
     tcase_add_test(tc, test_mux_method_patterns_beat_methodless_ones);
     tcase_add_test(tc, test_mux_host_patterns_are_tried_first);
@@ -546,6 +857,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_mux_finds_every_sibling_in_a_large_node);
     tcase_add_test(tc, test_mux_handles_deep_patterns_and_long_paths);
     tcase_add_test(tc, test_mux_hit_allocates_only_its_path_values);
+    tcase_add_test(tc, test_mux_agrees_with_a_brute_force_matcher_on_random_sets);
     suite_add_tcase(s, tc);
     tc = tcase_create("registration");
     tcase_add_test(tc, test_mux_refuses_conflicting_patterns_naming_both);
