@@ -633,10 +633,24 @@ END_TEST
 /* ---- gh_content_serve and gh_response_sendfile from a handler ---------------------- */
 
 static int big_fd = -1;
+static int sendfile_rc;       /* what gh_response_sendfile returned in /short or /stall */
+static gh_ctx_t *sendfile_done; /* cancelled once it is recorded */
 
 static void own_handler(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)data;
+    if (th_path_is(r, "/short") || th_path_is(r, "/stall")) {
+        /* /short: asks for more than the file has; /stall: the whole file to a client
+         * that reads nothing, under a 300 ms write timeout */
+        int shrunk = th_path_is(r, "/short");
+        size_t n = shrunk ? BIG_SIZE + 100 : BIG_SIZE;
+        char cl[32];
+        snprintf(cl, sizeof cl, "%zu", n);
+        (void)gh_response_header_set(w, "Content-Length", cl);
+        sendfile_rc = (int)gh_response_sendfile(w, big_fd, 0, n);
+        gh_ctx_cancel(sendfile_done, 0);
+        return;
+    }
     if (th_path_is(r, "/chunked")) {
         /* no Content-Length: the file goes out in one chunk */
         gh_response_header_set(w, "Content-Type", "application/octet-stream");
@@ -659,9 +673,12 @@ static void own_setup(void)
     snprintf(p, sizeof p, "%s/big.bin", root);
     big_fd = open(p, O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(big_fd, 0);
+    sendfile_done = gh_ctx_new(NULL);
+    ck_assert_ptr_nonnull(sendfile_done);
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = own_handler;
+    cfg.write_timeout = 300 * GH_MSEC;
     th_server_start(&cfg);
 }
 
@@ -714,6 +731,39 @@ START_TEST(test_sendfile_inside_a_chunked_body)
     for (size_t i = 0; i < 10; i++)
         bad += body[100000 + i] != big_byte(i);
     ck_assert_uint_eq(bad, 0);
+}
+END_TEST
+
+START_TEST(test_sendfile_past_the_end_of_the_file_closes_the_connection)
+{
+    int fd = th_connect_srv();
+    th_send_str(fd, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
+    int closed = 0;
+    ssize_t n = th_read_all(fd, resp, sizeof resp - 1, 20000, &closed);
+    close(fd);
+    th_wait_sig(sendfile_done, TH_IO_MS);
+    ck_assert_int_eq(sendfile_rc, GH_EOF);
+    /* the client got the file's bytes, then the close: never a reused connection whose
+     * framing is wrong */
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(th_status(resp), 200);
+    ck_assert_uint_eq(body_len(n), BIG_SIZE);
+}
+END_TEST
+
+START_TEST(test_sendfile_to_a_client_that_reads_nothing_times_out)
+{
+    int fd = th_connect_srv();
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    th_send_str(fd, "GET /stall HTTP/1.1\r\nHost: x\r\n\r\n");
+    gh_time_t t0 = gh_now();
+    th_wait_sig(sendfile_done, 10000);
+    long ms = th_ms_since(t0);
+    close(fd);
+    ck_assert_int_eq(sendfile_rc, GH_ETIMEDOUT);
+    ck_assert_int_ge(ms, 250);
+    ck_assert_int_lt(ms, 5000);
 }
 END_TEST
 
@@ -906,6 +956,8 @@ Suite *test_suite(void)
     tc = tcase("content", own_setup, plain_teardown);
     tcase_add_test(tc, test_content_serve_uses_the_handlers_type_etag_and_mtime);
     tcase_add_test(tc, test_sendfile_inside_a_chunked_body);
+    tcase_add_test(tc, test_sendfile_past_the_end_of_the_file_closes_the_connection);
+    tcase_add_test(tc, test_sendfile_to_a_client_that_reads_nothing_times_out);
     suite_add_tcase(s, tc);
     tc = tcase("example", NULL, NULL);
     tcase_add_test(tc, test_example_serves_a_socket_from_systemd);

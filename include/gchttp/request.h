@@ -30,7 +30,8 @@ GH_EXTERN int gh_request_proto_minor(const gh_request_t *r) GH_NONNULL(1);
 /** The host: the authority of an absolute-form target (without userinfo; the Host
  * header is then ignored, RFC 9112 §3.2.2), else the Host header ("" if none). */
 GH_EXTERN const char *gh_request_host(const gh_request_t *r) GH_NONNULL(1);
-/** The peer's address "ip:port". */
+/** The peer's address: "ip:port", "[v6]:port", or on a Unix socket "@" (an unnamed
+ * client, as Go reports it). */
 GH_EXTERN const char *gh_request_remote_addr(const gh_request_t *r) GH_NONNULL(1);
 
 /** The first value of header `name` (case-insensitive), or NULL. */
