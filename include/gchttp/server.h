@@ -26,7 +26,12 @@
  * SIGCHLD, the real-time ones, ...), whatever the creating thread's mask, so a program
  * may take them in its main thread with sigwait(), signalfd() or a handler, without
  * blocking them before gh_server_new. The collector's own stop-the-world signals stay
- * open, as do the synchronous ones and SIGPROF.
+ * open, as do the synchronous ones and SIGPROF. One caveat is bdwgc's: while a
+ * collection holds a thread stopped, that thread waits with SIGINT, SIGQUIT, SIGTERM
+ * and SIGABRT unblocked (so that a stuck process can still be killed), so one of
+ * those four may land on a server thread then: give them a handler (it may run on any
+ * thread; examples/ex-common.h writes to a pipe) rather than the default action with
+ * sigwait alone. The other signals never reach a server thread.
  *
  * Half-close: a client that shuts down its sending side while its request is being
  * handled is treated as gone (the request context is cancelled and close-notify fires),
@@ -144,7 +149,9 @@ typedef struct gh_server_config_s {
      * so that a busy server does not collect every few milliseconds: each collection
      * stops every thread, workers included, and shows in tail latency. Raise it when
      * handlers allocate much per request; make it negative to leave the heap to the
-     * collector's own policy or to a host runtime that sizes it (Guile). 0: 16 MiB. */
+     * collector's own policy or to a host runtime that sizes it (Guile). 0: 16 MiB per
+     * loop (at most 256 MiB): N loops allocate N times as fast, and the floor keeps
+     * collections as rare as one loop's. */
     long gc_heap_min;
     int disable_keepalive;       /*< answer every request with Connection: close */
     gh_hijack_stage_t hijack_stage;
