@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gc/gc_inline.h> /* GC_I_PTRFREE */
@@ -33,11 +35,31 @@ static void GC_CALLBACK warn_hook(char *msg, GC_word arg)
         prev_warn(msg, arg);
 }
 
+/*
+ * bdwgc starts one marker thread per CPU of the machine (it counts /proc/stat), not per
+ * CPU the process may run on: pinned to 1 of 16 CPUs, a server got 15 marker threads that
+ * took turns on its one CPU in every collection (19 threads where 4 do). Ask for as many
+ * markers as sched_getaffinity allows, unless the user chose with GC_MARKERS or GC_NPROCS
+ * (bdwgc reads those itself).
+ */
+static void set_markers_count(void)
+{
+#if defined(GC_THREADS) && defined(__linux__)
+    cpu_set_t set;
+    if (getenv("GC_MARKERS") || getenv("GC_NPROCS"))
+        return;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        GC_set_markers_count((unsigned)CPU_COUNT(&set));
+#endif
+}
+
 void gh_gc_init(void)
 {
     /* A host runtime that initialised the collector first keeps its settings. */
-    if (!GC_is_init_called())
+    if (!GC_is_init_called()) {
+        set_markers_count();
         GC_INIT();
+    }
     int expect = 0;
     if (!__atomic_compare_exchange_n(&warn_installed, &expect, 1, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))

@@ -16,7 +16,10 @@ GH_BEGIN_DECLS
 /**
  * Initialise the collector if needed, allow thread registration, and install a warning
  * hook that counts bdwgc warnings (and "Finalization cycle" ones separately) before
- * passing them on. Idempotent; must first run on the main thread (or a registered one).
+ * passing them on. When it initialises the collector itself, it asks for one parallel
+ * marker per CPU the process may run on (sched_getaffinity), where bdwgc would count the
+ * machine's CPUs; the GC_MARKERS or GC_NPROCS environment variables still decide when set.
+ * Idempotent; must first run on the main thread (or a registered one).
  */
 GH_EXTERN void gh_gc_init(void);
 
