@@ -143,7 +143,10 @@ int gh_response_set_cookie(gh_response_t *w, const gh_cookie_t *c)
     return gh_response_header_add(w, "Set-Cookie", v);
 }
 
-static int ows(char c) { return c == ' ' || c == '\t'; }
+static int ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* Go's validCookieValueByte, lenient on what browsers send: space and comma pass. */
 static int lenient_octet(unsigned char c)

@@ -19,7 +19,10 @@ struct gh_values_s {
 static const size_t values_ptrs[] = {offsetof(struct gh_values_s, kv)};
 static gh_type_t values_type = GH_TYPE_INIT("values", struct gh_values_s, values_ptrs);
 
-gh_values_t *gh_values_new(void) { return gh_obj_new(&values_type); }
+gh_values_t *gh_values_new(void)
+{
+    return gh_obj_new(&values_type);
+}
 
 static int add_owned(gh_values_t *v, char *k, char *val)
 {
@@ -88,8 +91,14 @@ const char *gh_values_get(const gh_values_t *v, const char *key)
     return gh_values_get_nth(v, key, 0);
 }
 
-int gh_values_has(const gh_values_t *v, const char *key) { return gh_values_get(v, key) != NULL; }
-size_t gh_values_count(const gh_values_t *v) { return v->n; }
+int gh_values_has(const gh_values_t *v, const char *key)
+{
+    return gh_values_get(v, key) != NULL;
+}
+size_t gh_values_count(const gh_values_t *v)
+{
+    return v->n;
+}
 
 int gh_values_at(const gh_values_t *v, size_t i, const char **key, const char **value)
 {

@@ -43,10 +43,9 @@ struct gh_part_s {
     int done;
 };
 
-static const size_t mp_ptrs[] = {offsetof(struct gh_multipart_s, req),
-                                 offsetof(struct gh_multipart_s, delim),
-                                 offsetof(struct gh_multipart_s, buf),
-                                 offsetof(struct gh_multipart_s, cur)};
+static const size_t mp_ptrs[] = {
+    offsetof(struct gh_multipart_s, req), offsetof(struct gh_multipart_s, delim),
+    offsetof(struct gh_multipart_s, buf), offsetof(struct gh_multipart_s, cur)};
 static gh_type_t multipart_type = GH_TYPE_INIT("multipart", struct gh_multipart_s, mp_ptrs);
 static const size_t part_ptrs[] = {offsetof(struct gh_part_s, m), offsetof(struct gh_part_s, head),
                                    offsetof(struct gh_part_s, name),
@@ -280,9 +279,9 @@ static int read_header(gh_multipart_t *m, gh_part_t *p)
         size_t avail = m->end - m->pos;
         size_t nf = 0;
         int status = 0;
-        int rc = avail ? gh__parse_fields(m->buf + m->pos, avail, m->max_header, NULL, 0, &nf,
-                                          &status)
-                       : GH_EAGAIN;
+        int rc =
+            avail ? gh__parse_fields(m->buf + m->pos, avail, m->max_header, NULL, 0, &nf, &status)
+                  : GH_EAGAIN;
         if (rc > 0) {
             size_t fsz = nf * sizeof(gh__hfield_t);
             char *block = gh_bytes_new(fsz + (size_t)rc + 1);
@@ -410,7 +409,10 @@ const char *gh_part_header(const gh_part_t *p, const char *name)
     return NULL;
 }
 
-const char *gh_part_name(const gh_part_t *p) { return p->name; }
+const char *gh_part_name(const gh_part_t *p)
+{
+    return p->name;
+}
 
 const char *gh_part_filename(const gh_part_t *p)
 {

@@ -65,12 +65,12 @@ static gh_type_t pattern_type = GH_TYPE_INIT("muxPattern", pattern_t, pat_ptrs);
  * Threads:   written under the mux's mu by release stores; read by any thread.
  */
 typedef struct node {
-    char *key;            /* atomic: host, method or decoded literal segment */
-    void **kids;          /* [0] count, [1] capacity, then children with a key */
-    struct node *wild;    /* "{x}" (and, at the host and method levels, "any") */
-    struct node *multi;   /* "{x...}" or a trailing slash: always a leaf */
-    struct node *slash;   /* "{$}": a trailing slash */
-    pattern_t *pat;       /* set on a leaf */
+    char *key;          /* atomic: host, method or decoded literal segment */
+    void **kids;        /* [0] count, [1] capacity, then children with a key */
+    struct node *wild;  /* "{x}" (and, at the host and method levels, "any") */
+    struct node *multi; /* "{x...}" or a trailing slash: always a leaf */
+    struct node *slash; /* "{$}": a trailing slash */
+    pattern_t *pat;     /* set on a leaf */
     /* not traced */
     uint32_t klen, hash;
 } node_t;
@@ -81,9 +81,9 @@ static const size_t node_ptrs[] = {offsetof(node_t, key),   offsetof(node_t, kid
 static gh_type_t node_type = GH_TYPE_INIT("muxNode", node_t, node_ptrs);
 
 struct gh_mux_s {
-    node_t *root;  /* host level */
-    void **pats;   /* every registered pattern, for conflict checks */
-    char *err;     /* last registration error */
+    node_t *root; /* host level */
+    void **pats;  /* every registered pattern, for conflict checks */
+    char *err;    /* last registration error */
     /* not traced */
     pthread_mutex_t mu;
     uint32_t npats, cap_pats;
@@ -111,7 +111,10 @@ gh_mux_t *gh_mux_new(void)
     return m;
 }
 
-const char *gh_mux_error(const gh_mux_t *m) { return m->err ? m->err : ""; }
+const char *gh_mux_error(const gh_mux_t *m)
+{
+    return m->err ? m->err : "";
+}
 
 /* ---- the children table ---------------------------------------------------------------- */
 
@@ -404,8 +407,7 @@ static int compare_methods(const pattern_t *a, const pattern_t *b)
     return DISJOINT;
 }
 
-static int compare_segs(const pattern_t *a, const pseg_t *s1, const pattern_t *b,
-                        const pseg_t *s2)
+static int compare_segs(const pattern_t *a, const pseg_t *s1, const pattern_t *b, const pseg_t *s2)
 {
     if (s1->kind == SEG_MULTI && s2->kind == SEG_MULTI)
         return EQUIVALENT;
@@ -456,14 +458,14 @@ static void common_path(const pattern_t *a, const pattern_t *b, char *out, size_
 {
     size_t w = 0;
     out[0] = 0;
-#define PUT(s, n)                                                                          \
-    do {                                                                                   \
-        size_t n_ = (n);                                                                   \
-        if (w + n_ + 1 < cap) {                                                            \
-            memcpy(out + w, (s), n_);                                                      \
-            w += n_;                                                                       \
-            out[w] = 0;                                                                    \
-        }                                                                                  \
+#define PUT(s, n)                                                                                  \
+    do {                                                                                           \
+        size_t n_ = (n);                                                                           \
+        if (w + n_ + 1 < cap) {                                                                    \
+            memcpy(out + w, (s), n_);                                                              \
+            w += n_;                                                                               \
+            out[w] = 0;                                                                            \
+        }                                                                                          \
     } while (0)
     for (uint32_t i = 0;; i++) {
         const pseg_t *x = i < a->nsegs ? &a->segs[i] : NULL;
@@ -522,19 +524,20 @@ static int conflict(gh_mux_t *m, const pattern_t *p1, const pattern_t *p2)
     if (rel == EQUIVALENT) {
         snprintf(why, sizeof why, "%s matches the same requests as %s", p1->str, p2->str);
     } else if (mrel == MORE_GENERAL && prel == MORE_SPECIFIC) {
-        snprintf(why, sizeof why, "%s matches more methods than %s, but has a more specific path pattern",
-                 p1->str, p2->str);
+        snprintf(why, sizeof why,
+                 "%s matches more methods than %s, but has a more specific path pattern", p1->str,
+                 p2->str);
     } else if (mrel == MORE_SPECIFIC && prel == MORE_GENERAL) {
-        snprintf(why, sizeof why, "%s matches fewer methods than %s, but has a more general path pattern",
-                 p1->str, p2->str);
+        snprintf(why, sizeof why,
+                 "%s matches fewer methods than %s, but has a more general path pattern", p1->str,
+                 p2->str);
     } else {
         common_path(p1, p2, ex, sizeof ex);
-        snprintf(why, sizeof why, "neither is more specific than the other; both match \"%s\"",
-                 ex);
+        snprintf(why, sizeof why, "neither is more specific than the other; both match \"%s\"", ex);
     }
     char buf[1400];
-    snprintf(buf, sizeof buf, "pattern \"%s\" conflicts with pattern \"%s\": %s", p1->str,
-             p2->str, why);
+    snprintf(buf, sizeof buf, "pattern \"%s\" conflicts with pattern \"%s\": %s", p1->str, p2->str,
+             why);
     char *e = gh_strdup(buf);
     if (e)
         m->err = e;
@@ -628,7 +631,7 @@ typedef struct mstate {
     tok_t *toks;
     uint32_t *vals; /* per matched wildcard: its token (MULTI_FLAG: the rest from it) */
     uint32_t ntok, nvals;
-    int more;       /* the path has more segments than any pattern */
+    int more; /* the path has more segments than any pattern */
     tok_t tbuf[INLINE_TOKS];
     uint32_t vbuf[INLINE_TOKS + 1];
     char dbuf[256];
@@ -770,8 +773,8 @@ static int exact_match(const node_t *n, const char *path, size_t plen)
     return p->nsegs == slashes;
 }
 
-static int walk(const gh_mux_t *m, mstate_t *st, const char *path, size_t plen,
-                const char *host, size_t hl, const char *method, size_t ml, node_t **out)
+static int walk(const gh_mux_t *m, mstate_t *st, const char *path, size_t plen, const char *host,
+                size_t hl, const char *method, size_t ml, node_t **out)
 {
     uint32_t limit = __atomic_load_n(&m->depth, __ATOMIC_ACQUIRE) + 2;
     int rc = tokenize(st, path, plen, limit);
@@ -1015,8 +1018,8 @@ static int route(gh_mux_t *m, const char *method, const char *host_hdr, const ch
     if (!n) {
         /* Not found for this method: is it found for another one (405)? */
         int slashed = plen > 0 && path[plen - 1] == '/';
-        char *allow = allowed_methods(m, &st2, host, hl, path, plen, slashed ? NULL : with_slash,
-                                      plen + 1);
+        char *allow =
+            allowed_methods(m, &st2, host, hl, path, plen, slashed ? NULL : with_slash, plen + 1);
         out->status = allow ? 405 : 404;
         out->allow = allow;
         return 0;

@@ -110,22 +110,27 @@ static char *unescape_new(const char *s, size_t n, int query)
     return out;
 }
 
-char *gh_path_unescape(const char *s) { return unescape_new(s, strlen(s), 0); }
-char *gh_query_unescape(const char *s) { return unescape_new(s, strlen(s), 1); }
+char *gh_path_unescape(const char *s)
+{
+    return unescape_new(s, strlen(s), 0);
+}
+char *gh_query_unescape(const char *s)
+{
+    return unescape_new(s, strlen(s), 1);
+}
 
 /* RFC 3986 §2.3 unreserved characters are never escaped. */
 static int unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Go's shouldEscape for encodePathSegment: sub-delims and ':' '@' stay, '/' ';' ','
  * '?' are escaped. */
 static int path_keeps(unsigned char c)
 {
-    return unreserved(c) || c == '$' || c == '&' || c == '+' || c == '=' || c == ':' ||
-           c == '@';
+    return unreserved(c) || c == '$' || c == '&' || c == '+' || c == '=' || c == ':' || c == '@';
 }
 
 static char *escape_new(const char *s, int query)
@@ -157,8 +162,14 @@ static char *escape_new(const char *s, int query)
     return out;
 }
 
-char *gh_query_escape(const char *s) { return escape_new(s, 1); }
-char *gh_path_escape(const char *s) { return escape_new(s, 0); }
+char *gh_query_escape(const char *s)
+{
+    return escape_new(s, 1);
+}
+char *gh_path_escape(const char *s)
+{
+    return escape_new(s, 0);
+}
 
 int gh__target_split(const char *t, gh__target_t *out)
 {

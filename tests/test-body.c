@@ -40,9 +40,15 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     gh_response_printf(w, "lrc=%d len=%zd", lrc, n);
 }
 
-static void setup(void) { th_server_start_handler(handler); }
+static void setup(void)
+{
+    th_server_start_handler(handler);
+}
 
-static void teardown(void) { th_server_close(); }
+static void teardown(void)
+{
+    th_server_close();
+}
 
 static void send_body(int fd, const char *path, size_t n, int chunked)
 {

@@ -47,8 +47,8 @@ END_TEST
 START_TEST(test_cookie_refuses_what_rfc6265_forbids)
 {
     static const char *const bad_names[] = {"", "a b", "a;b", "a=b", "a,b", "a\"b", "\xc3\xa9"};
-    static const char *const bad_values[] = {"a b", "a,b", "a;b", "a\"b", "a\\b", "\x7f",
-                                             "\xc3\xa9", "\"a", "a\tb"};
+    static const char *const bad_values[] = {"a b",  "a,b",      "a;b", "a\"b", "a\\b",
+                                             "\x7f", "\xc3\xa9", "\"a", "a\tb"};
     gh_cookie_t c = {0};
     char *s;
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
@@ -70,7 +70,7 @@ START_TEST(test_cookie_refuses_what_rfc6265_forbids)
     ck_assert_int_eq(gh_cookie_format(&c, &s), GH_EINVAL);
     c.path = NULL;
     static const char *const bad_domains[] = {"exa mple.com", "-bad.com", "bad-.com", "a..b",
-                                              "a.com;x", "", ".", "[::1]"};
+                                              "a.com;x",      "",         ".",        "[::1]"};
     for (size_t i = 0; i < sizeof bad_domains / sizeof bad_domains[0]; i++) {
         c.domain = bad_domains[i];
         ck_assert_msg(gh_cookie_format(&c, &s) == GH_EINVAL, "domain \"%s\"", bad_domains[i]);
@@ -98,14 +98,19 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     if (th_path_is(r, "/set")) {
         gh_cookie_t c[5];
         memset(c, 0, sizeof c);
-        c[0] = (gh_cookie_t){.name = "session", .value = "abc123", .path = "/",
-                             .domain = "example.com", .max_age = 3600, .secure = 1,
-                             .http_only = 1, .same_site = GH_SAMESITE_LAX};
+        c[0] = (gh_cookie_t){.name = "session",
+                             .value = "abc123",
+                             .path = "/",
+                             .domain = "example.com",
+                             .max_age = 3600,
+                             .secure = 1,
+                             .http_only = 1,
+                             .same_site = GH_SAMESITE_LAX};
         c[1] = (gh_cookie_t){.name = "theme", .value = "dark"};
         c[2] = (gh_cookie_t){.name = "gone", .expires = 1, .max_age = -1};
         c[3] = (gh_cookie_t){.name = "q", .value = "\"quoted\""};
-        c[4] = (gh_cookie_t){.name = "exp", .value = "1", .expires = 1700000000,
-                             .same_site = GH_SAMESITE_STRICT};
+        c[4] = (gh_cookie_t){
+            .name = "exp", .value = "1", .expires = 1700000000, .same_site = GH_SAMESITE_STRICT};
         int bad = 0;
         for (int i = 0; i < 5; i++)
             if (gh_response_set_cookie(w, &c[i]) < 0)
@@ -129,9 +134,15 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     }
 }
 
-static void setup(void) { th_server_start_handler(handler); }
+static void setup(void)
+{
+    th_server_start_handler(handler);
+}
 
-static void teardown(void) { th_server_close(); }
+static void teardown(void)
+{
+    th_server_close();
+}
 
 START_TEST(test_request_cookies_are_parsed_leniently_as_go_does)
 {
@@ -161,18 +172,17 @@ START_TEST(test_cookies_round_trip_through_python_http_cookies)
              th_port);
     static char out[8192];
     ck_assert_int_eq(th_run(cmd, out, sizeof out - 1), 0);
-    ck_assert_str_eq(out,
-                     "exp|1|||Tue, 14 Nov 2023 22:13:20 GMT||False|False|Strict\n"
-                     "gone||||Thu, 01 Jan 1970 00:00:01 GMT|0|False|False|\n"
-                     "q|quoted|||||False|False|\n"
-                     "session|abc123|/|example.com||3600|True|True|Lax\n"
-                     "theme|dark|||||False|False|\n"
-                     "--\n"
-                     "exp=1\n"
-                     "q=quoted\n"
-                     "session=abc123\n"
-                     "spaced=needs quoting\n"
-                     "theme=dark\n");
+    ck_assert_str_eq(out, "exp|1|||Tue, 14 Nov 2023 22:13:20 GMT||False|False|Strict\n"
+                          "gone||||Thu, 01 Jan 1970 00:00:01 GMT|0|False|False|\n"
+                          "q|quoted|||||False|False|\n"
+                          "session|abc123|/|example.com||3600|True|True|Lax\n"
+                          "theme|dark|||||False|False|\n"
+                          "--\n"
+                          "exp=1\n"
+                          "q=quoted\n"
+                          "session=abc123\n"
+                          "spaced=needs quoting\n"
+                          "theme=dark\n");
 }
 END_TEST
 

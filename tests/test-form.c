@@ -97,16 +97,24 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     dump(w, v, rc);
 }
 
-static void setup(void) { th_server_start_handler(handler); }
+static void setup(void)
+{
+    th_server_start_handler(handler);
+}
 
-static void teardown(void) { th_server_close(); }
+static void teardown(void)
+{
+    th_server_close();
+}
 
 static const char *post(int fd, const char *method, const char *target, const char *ctype,
                         const char *body)
 {
     char req[1024];
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
-             "Content-Length: %zu\r\n\r\n%s", method, target, ctype, strlen(body), body);
+    snprintf(req, sizeof req,
+             "%s %s HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             method, target, ctype, strlen(body), body);
     th_send_str(fd, req);
     ck_assert_int_eq(th_read_status(fd), 200);
     return th_rbody();

@@ -81,9 +81,15 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     gh_response_puts(w, rep);
 }
 
-static void setup(void) { th_server_start_handler(handler); }
+static void setup(void)
+{
+    th_server_start_handler(handler);
+}
 
-static void teardown(void) { th_server_close(); }
+static void teardown(void)
+{
+    th_server_close();
+}
 
 #define B "BOUNDARY-xyz"
 
@@ -108,19 +114,20 @@ static const char body1[] =
     "--" B "--\r\n"
     "epilogue, ignored\r\n";
 
-static const char want1[] =
-    "[title|-|-|11|hello world]"
-    "[file|a b.txt|text/plain|37|line1\r\nline2\r\n--" B "X is data]"
-    "[u|na\xc3\xafve.txt|-|1|x]"
-    "[-|-|-|10|no headers]"
-    " end=0";
+static const char want1[] = "[title|-|-|11|hello world]"
+                            "[file|a b.txt|text/plain|37|line1\r\nline2\r\n--" B "X is data]"
+                            "[u|na\xc3\xafve.txt|-|1|x]"
+                            "[-|-|-|10|no headers]"
+                            " end=0";
 
 static void send_multipart(int fd, const char *path, const char *ctype, const char *body,
                            size_t blen, int trickle)
 {
     char req[512];
-    snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
-             "Content-Length: %zu\r\n\r\n", path, ctype, blen);
+    snprintf(req, sizeof req,
+             "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             path, ctype, blen);
     th_send_str(fd, req);
     if (!trickle) {
         ck_assert_int_eq(th_send(fd, body, blen), 0);
@@ -144,30 +151,29 @@ static const char *exchange(const char *path, const char *ctype, const char *bod
 
 START_TEST(test_multipart_reads_parts_and_their_headers)
 {
-    ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=\"" B "\"", body1,
-                              sizeof body1 - 1, 0),
-                     want1);
+    ck_assert_str_eq(
+        exchange("/", "multipart/form-data; boundary=\"" B "\"", body1, sizeof body1 - 1, 0),
+        want1);
     /* The media type is case-insensitive and the boundary may be a bare token. */
-    ck_assert_str_eq(exchange("/", "Multipart/Form-Data;boundary=" B "; charset=x", body1,
-                              sizeof body1 - 1, 0),
-                     want1);
+    ck_assert_str_eq(
+        exchange("/", "Multipart/Form-Data;boundary=" B "; charset=x", body1, sizeof body1 - 1, 0),
+        want1);
 }
 END_TEST
 
 START_TEST(test_multipart_finds_delimiters_split_across_reads)
 {
-    ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, body1, sizeof body1 - 1,
-                              1),
+    ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, body1, sizeof body1 - 1, 1),
                      want1);
 }
 END_TEST
 
 START_TEST(test_multipart_skips_the_parts_not_read)
 {
-    ck_assert_str_eq(exchange("/skip", "multipart/form-data; boundary=" B, body1,
-                              sizeof body1 - 1, 0),
-                     "[title|-|-|0|][file|a b.txt|text/plain|0|][u|na\xc3\xafve.txt|-|0|]"
-                     "[-|-|-|0|] end=0");
+    ck_assert_str_eq(
+        exchange("/skip", "multipart/form-data; boundary=" B, body1, sizeof body1 - 1, 0),
+        "[title|-|-|0|][file|a b.txt|text/plain|0|][u|na\xc3\xafve.txt|-|0|]"
+        "[-|-|-|0|] end=0");
 }
 END_TEST
 
@@ -185,9 +191,9 @@ START_TEST(test_multipart_enforces_header_and_part_limits)
                      " end=GH_EMSGSIZE");
     static const char three[] = "--" B "\r\n\r\n1\r\n--" B "\r\n\r\n2\r\n--" B "\r\n\r\n3\r\n"
                                 "--" B "--\r\n";
-    ck_assert_str_eq(exchange("/limits", "multipart/form-data; boundary=" B, three,
-                              sizeof three - 1, 0),
-                     "[-|-|-|1|1][-|-|-|1|2] end=GH_EMSGSIZE");
+    ck_assert_str_eq(
+        exchange("/limits", "multipart/form-data; boundary=" B, three, sizeof three - 1, 0),
+        "[-|-|-|1|1][-|-|-|1|2] end=GH_EMSGSIZE");
 }
 END_TEST
 
@@ -198,18 +204,19 @@ START_TEST(test_multipart_rejects_malformed_bodies)
     ck_assert_str_eq(exchange("/", "multipart/form-data", ok, sizeof ok - 1, 0), "new=GH_EINVAL");
     ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=\"\"", ok, sizeof ok - 1, 0),
                      "new=GH_EINVAL");
-    ck_assert_str_eq(exchange("/",
-                              "multipart/form-data; boundary=0123456789012345678901234567890123456789"
-                              "01234567890123456789012345678901",
-                              ok, sizeof ok - 1, 0),
-                     "new=GH_EINVAL");
+    ck_assert_str_eq(
+        exchange("/",
+                 "multipart/form-data; boundary=0123456789012345678901234567890123456789"
+                 "01234567890123456789012345678901",
+                 ok, sizeof ok - 1, 0),
+        "new=GH_EINVAL");
     /* The close delimiter with nothing after it is a complete body. */
     ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, ok, sizeof ok - 1, 0),
                      "[-|-|-|1|x] end=0");
     static const char truncated[] = "--" B "\r\n\r\nthe body ends insi";
-    ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, truncated,
-                              sizeof truncated - 1, 0),
-                     "[-|-|-|18|the body ends insi] end=GH_EPROTO");
+    ck_assert_str_eq(
+        exchange("/", "multipart/form-data; boundary=" B, truncated, sizeof truncated - 1, 0),
+        "[-|-|-|18|the body ends insi] end=GH_EPROTO");
     static const char none[] = "no delimiter at all";
     ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, none, sizeof none - 1, 0),
                      " end=GH_EPROTO");
@@ -219,21 +226,22 @@ START_TEST(test_multipart_rejects_malformed_bodies)
     ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, junk, sizeof junk - 1, 0),
                      " end=0");
     static const char nocrlf[] = "--" B " \t x\r\n\r\nx\r\n--" B "--";
-    ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, nocrlf,
-                              sizeof nocrlf - 1, 0),
-                     " end=GH_EPROTO");
+    ck_assert_str_eq(
+        exchange("/", "multipart/form-data; boundary=" B, nocrlf, sizeof nocrlf - 1, 0),
+        " end=GH_EPROTO");
     static const char badhdr[] = "--" B "\r\nno colon here\r\n\r\nx\r\n--" B "--";
-    ck_assert_str_eq(exchange("/", "multipart/form-data; boundary=" B, badhdr,
-                              sizeof badhdr - 1, 0),
-                     " end=GH_EPROTO");
+    ck_assert_str_eq(
+        exchange("/", "multipart/form-data; boundary=" B, badhdr, sizeof badhdr - 1, 0),
+        " end=GH_EPROTO");
 }
 END_TEST
 
 /* ---- 100 MiB ---------------------------------------------------------------------------- */
 
-static const char big_head[] = "--" B "\r\n"
-                               "Content-Disposition: form-data; name=\"big\"; filename=\"big.bin\"\r\n"
-                               "Content-Type: application/octet-stream\r\n\r\n";
+static const char big_head[] =
+    "--" B "\r\n"
+    "Content-Disposition: form-data; name=\"big\"; filename=\"big.bin\"\r\n"
+    "Content-Type: application/octet-stream\r\n\r\n";
 static const char big_tail[] = "\r\n--" B "\r\n"
                                "Content-Disposition: form-data; name=\"after\"\r\n\r\n"
                                "done\r\n--" B "--\r\n";
@@ -248,7 +256,8 @@ static void *writer(void *arg)
     static char chunk[65536];
     char req[512];
     uint64_t total = (sizeof big_head - 1) + BIG + (sizeof big_tail - 1);
-    snprintf(req, sizeof req, "POST /big HTTP/1.1\r\nHost: t\r\nContent-Type: "
+    snprintf(req, sizeof req,
+             "POST /big HTTP/1.1\r\nHost: t\r\nContent-Type: "
              "multipart/form-data; boundary=" B "\r\nContent-Length: %llu\r\n\r\n",
              (unsigned long long)total);
     if (th_sends(writer_fd, req) < 0 || th_sends(writer_fd, big_head) < 0) {

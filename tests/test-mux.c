@@ -67,9 +67,9 @@ static const char *const tree[] = {
 typedef struct row {
     const char *method, *host, *target;
     int status;
-    const char *pattern;  /* 200: the winner */
-    const char *values;   /* "name=value;name=value" expected, or NULL for none */
-    const char *extra;    /* 301: Location; 405: Allow */
+    const char *pattern; /* 200: the winner */
+    const char *values;  /* "name=value;name=value" expected, or NULL for none */
+    const char *extra;   /* 301: Location; 405: Allow */
 } row_t;
 
 static const row_t tree_rows[] = {
@@ -181,8 +181,7 @@ static void run_rows(const char *const *pats, const row_t *rows, size_t n)
         snprintf(what, sizeof what, "%s %s (host \"%s\")", w->method, w->target, w->host);
         gh_mux_match_t mt;
         ck_assert_int_eq(gh_mux_match(m, w->method, w->host, w->target, &mt), 0);
-        ck_assert_msg(mt.status == w->status, "%s: status %d, want %d", what, mt.status,
-                      w->status);
+        ck_assert_msg(mt.status == w->status, "%s: status %d, want %d", what, mt.status, w->status);
         if (w->status == 200) {
             ck_assert_msg(mt.pattern && strcmp(mt.pattern, w->pattern) == 0,
                           "%s: matched \"%s\", want \"%s\"", what,
@@ -367,9 +366,8 @@ END_TEST
 START_TEST(test_mux_refuses_malformed_patterns)
 {
     static const char *const bad[] = {
-        "",          "a",          "{x}/a",    "/{x",       "/a{x}",     "/{x}/{x}",
-        "/{$}/a",    "/{x...}/a",  "/{}",      "/{1x}",     "/{a-b}",    "GET /a/../b",
-        "GET /a//b", "B@D /a",     "/{...}",   "/x/{y}z",
+        "",    "a",     "{x}/a",  "/{x",         "/a{x}",     "/{x}/{x}", "/{$}/a", "/{x...}/a",
+        "/{}", "/{1x}", "/{a-b}", "GET /a/../b", "GET /a//b", "B@D /a",   "/{...}", "/x/{y}z",
     };
     for (size_t i = 0; i < NROWS(bad); i++) {
         gh_mux_t *m = gh_mux_new();
@@ -456,7 +454,10 @@ static void start_mux_server(void)
     srv_port = gh_server_port(srv, 0);
 }
 
-static void stop_mux_server(void) { gh_server_close(srv); }
+static void stop_mux_server(void)
+{
+    gh_server_close(srv);
+}
 
 static const char *roundtrip(int fd, const char *req)
 {
@@ -479,7 +480,8 @@ START_TEST(test_mux_serve_dispatches_with_path_values)
     /* HEAD is served by the GET pattern; read to the close (no body to delimit). */
     fd = th_connect(srv_port);
     ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(th_sends(fd, "HEAD /items/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 0);
+    ck_assert_int_eq(th_sends(fd, "HEAD /items/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                     0);
     int closed = 0;
     ck_assert_int_gt(th_read_all(fd, rbuf, sizeof rbuf - 1, IO_MS, &closed), 0);
     ck_assert_int_eq(closed, 1);
@@ -703,8 +705,7 @@ static void gen_pattern(rpat_t *p)
         strcpy(p->segs[p->nsegs++], "*");
         snprintf(path + w, sizeof path - w, "/{rest...}");
     }
-    snprintf(p->str, sizeof p->str, "%s%s%s%s", p->method, p->method[0] ? " " : "", p->host,
-             path);
+    snprintf(p->str, sizeof p->str, "%s%s%s%s", p->method, p->method[0] ? " " : "", p->host, path);
     ref_set(p);
 }
 
@@ -715,8 +716,7 @@ static int ref_winner(const rpat_t *ps, int n, const char *host, int m, int pi, 
     int best = -1;
     int b = m * U_MAXPATHS + pi;
     for (int i = 0; i < n; i++) {
-        if (!ps[i].registered || strcmp(ps[i].host, host) ||
-            !(ps[i].set[b / 64] >> (b % 64) & 1))
+        if (!ps[i].registered || strcmp(ps[i].host, host) || !(ps[i].set[b / 64] >> (b % 64) & 1))
             continue;
         if (best < 0 || subset(ps[i].set, ps[best].set)) {
             if (best >= 0 && subset(ps[best].set, ps[i].set))

@@ -16,28 +16,68 @@ START_TEST(test_status_text_covers_the_iana_registry)
         int code;
         const char *text;
     } rows[] = {
-        {100, "Continue"}, {101, "Switching Protocols"}, {102, "Processing"},
-        {103, "Early Hints"}, {200, "OK"}, {201, "Created"}, {202, "Accepted"},
-        {203, "Non-Authoritative Information"}, {204, "No Content"}, {205, "Reset Content"},
-        {206, "Partial Content"}, {207, "Multi-Status"}, {208, "Already Reported"},
-        {226, "IM Used"}, {300, "Multiple Choices"}, {301, "Moved Permanently"},
-        {302, "Found"}, {303, "See Other"}, {304, "Not Modified"}, {305, "Use Proxy"},
-        {306, "Unused"}, {307, "Temporary Redirect"}, {308, "Permanent Redirect"},
-        {400, "Bad Request"}, {401, "Unauthorized"}, {402, "Payment Required"},
-        {403, "Forbidden"}, {404, "Not Found"}, {405, "Method Not Allowed"},
-        {406, "Not Acceptable"}, {407, "Proxy Authentication Required"},
-        {408, "Request Timeout"}, {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-        {412, "Precondition Failed"}, {413, "Content Too Large"}, {414, "URI Too Long"},
-        {415, "Unsupported Media Type"}, {416, "Range Not Satisfiable"},
-        {417, "Expectation Failed"}, {418, "I'm a teapot"}, {421, "Misdirected Request"},
-        {422, "Unprocessable Content"}, {423, "Locked"}, {424, "Failed Dependency"},
-        {425, "Too Early"}, {426, "Upgrade Required"}, {428, "Precondition Required"},
-        {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"},
-        {451, "Unavailable For Legal Reasons"}, {500, "Internal Server Error"},
-        {501, "Not Implemented"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
-        {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
-        {506, "Variant Also Negotiates"}, {507, "Insufficient Storage"},
-        {508, "Loop Detected"}, {510, "Not Extended"},
+        {100, "Continue"},
+        {101, "Switching Protocols"},
+        {102, "Processing"},
+        {103, "Early Hints"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {203, "Non-Authoritative Information"},
+        {204, "No Content"},
+        {205, "Reset Content"},
+        {206, "Partial Content"},
+        {207, "Multi-Status"},
+        {208, "Already Reported"},
+        {226, "IM Used"},
+        {300, "Multiple Choices"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {304, "Not Modified"},
+        {305, "Use Proxy"},
+        {306, "Unused"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {402, "Payment Required"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {406, "Not Acceptable"},
+        {407, "Proxy Authentication Required"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {410, "Gone"},
+        {411, "Length Required"},
+        {412, "Precondition Failed"},
+        {413, "Content Too Large"},
+        {414, "URI Too Long"},
+        {415, "Unsupported Media Type"},
+        {416, "Range Not Satisfiable"},
+        {417, "Expectation Failed"},
+        {418, "I'm a teapot"},
+        {421, "Misdirected Request"},
+        {422, "Unprocessable Content"},
+        {423, "Locked"},
+        {424, "Failed Dependency"},
+        {425, "Too Early"},
+        {426, "Upgrade Required"},
+        {428, "Precondition Required"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {451, "Unavailable For Legal Reasons"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+        {506, "Variant Also Negotiates"},
+        {507, "Insufficient Storage"},
+        {508, "Loop Detected"},
+        {510, "Not Extended"},
         {511, "Network Authentication Required"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
@@ -87,9 +127,15 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
         gh_response_printf(w, "rc=%d", rc);
 }
 
-static void setup(void) { th_server_start_handler(handler); }
+static void setup(void)
+{
+    th_server_start_handler(handler);
+}
 
-static void teardown(void) { th_server_close(); }
+static void teardown(void)
+{
+    th_server_close();
+}
 
 static const char *get(int fd, const char *method, const char *target)
 {
@@ -104,8 +150,13 @@ START_TEST(test_status_lines_carry_the_registry_phrase)
 {
     int fd = th_connect_srv();
     static const char *const lines[] = {
-        "409 Conflict", "410 Gone", "412 Precondition Failed", "415 Unsupported Media Type",
-        "416 Range Not Satisfiable", "422 Unprocessable Content", "508 Loop Detected",
+        "409 Conflict",
+        "410 Gone",
+        "412 Precondition Failed",
+        "415 Unsupported Media Type",
+        "416 Range Not Satisfiable",
+        "422 Unprocessable Content",
+        "508 Loop Detected",
         "511 Network Authentication Required",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
@@ -158,8 +209,8 @@ START_TEST(test_redirect_resolves_relative_targets_against_the_request_path)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *r = get(fd, "GET", rows[i].target);
         ck_assert_int_eq(th_status(r), strncmp(rows[i].target, "/a/", 3) == 0 ? 301 : 302);
-        ck_assert_msg(th_has_header(r, "Location", rows[i].location), "%s: got %s",
-                      rows[i].target, r);
+        ck_assert_msg(th_has_header(r, "Location", rows[i].location), "%s: got %s", rows[i].target,
+                      r);
     }
     close(fd);
 }

@@ -109,8 +109,8 @@ START_TEST(test_url_cleans_paths_like_servemux)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char *c = gh_path_clean(rows[i][0]);
         ck_assert_ptr_nonnull(c);
-        ck_assert_msg(strcmp(c, rows[i][1]) == 0, "clean(\"%s\") = \"%s\", want \"%s\"",
-                      rows[i][0], c, rows[i][1]);
+        ck_assert_msg(strcmp(c, rows[i][1]) == 0, "clean(\"%s\") = \"%s\", want \"%s\"", rows[i][0],
+                      c, rows[i][1]);
     }
 }
 END_TEST

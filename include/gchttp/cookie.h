@@ -28,16 +28,16 @@ typedef enum {
  * Threads:   plain data.
  */
 typedef struct gh_cookie_s {
-    const char *name;      /**< a token (RFC 6265 §4.1.1), required */
-    const char *value;     /**< cookie-octets, optionally in double quotes; NULL is "" */
-    const char *path;      /**< Path, or NULL; no CTL and no ';' */
-    const char *domain;    /**< Domain, or NULL; a host name (a leading '.' is dropped) */
-    int64_t expires;       /**< Expires, in seconds since the Unix epoch; 0: none */
-    int64_t max_age;       /**< Max-Age in seconds; 0: none; < 0: "Max-Age=0" (delete) */
-    int secure;            /**< Secure */
-    int http_only;         /**< HttpOnly */
+    const char *name;   /**< a token (RFC 6265 §4.1.1), required */
+    const char *value;  /**< cookie-octets, optionally in double quotes; NULL is "" */
+    const char *path;   /**< Path, or NULL; no CTL and no ';' */
+    const char *domain; /**< Domain, or NULL; a host name (a leading '.' is dropped) */
+    int64_t expires;    /**< Expires, in seconds since the Unix epoch; 0: none */
+    int64_t max_age;    /**< Max-Age in seconds; 0: none; < 0: "Max-Age=0" (delete) */
+    int secure;         /**< Secure */
+    int http_only;      /**< HttpOnly */
     gh_samesite_t same_site;
-    int partitioned;       /**< Partitioned (CHIPS); needs secure */
+    int partitioned; /**< Partitioned (CHIPS); needs secure */
 } gh_cookie_t;
 
 /**

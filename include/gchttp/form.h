@@ -46,11 +46,9 @@ GH_EXTERN size_t gh_values_count(const gh_values_t *v) GH_NONNULL(1);
 GH_EXTERN int gh_values_at(const gh_values_t *v, size_t i, const char **key, const char **value)
     GH_NONNULL(1, 3, 4);
 /** Append a pair (copies both). @return 0 or GH_ENOMEM. */
-GH_EXTERN int gh_values_add(gh_values_t *v, const char *key, const char *value)
-    GH_NONNULL(1, 2, 3);
+GH_EXTERN int gh_values_add(gh_values_t *v, const char *key, const char *value) GH_NONNULL(1, 2, 3);
 /** Replace every value of key with one. @return 0 or GH_ENOMEM. */
-GH_EXTERN int gh_values_set(gh_values_t *v, const char *key, const char *value)
-    GH_NONNULL(1, 2, 3);
+GH_EXTERN int gh_values_set(gh_values_t *v, const char *key, const char *value) GH_NONNULL(1, 2, 3);
 /** Remove every pair of key. @return how many were removed. */
 GH_EXTERN int gh_values_del(gh_values_t *v, const char *key) GH_NONNULL(1, 2);
 /** "a=1&b=x+y" sorted by key (pairs of one key keep their order), percent-encoded as
@@ -68,8 +66,7 @@ GH_EXTERN int gh_request_query(const gh_request_t *r, gh_values_t **out) GH_NONN
  * @return 0; GH_EINVAL (a pair skipped, as gh_values_parse); GH_EBODYLIMIT (body larger
  * than max; *out is NULL); a read error of gh_request_read; GH_ENOMEM.
  */
-GH_EXTERN int gh_request_post_form(gh_request_t *r, size_t max, gh_values_t **out)
-    GH_NONNULL(1, 3);
+GH_EXTERN int gh_request_post_form(gh_request_t *r, size_t max, gh_values_t **out) GH_NONNULL(1, 3);
 /** The body's form values (gh_request_post_form) followed by the query's (Go's Form:
  * a body value comes first). @return as gh_request_post_form; GH_EINVAL if either had a
  * skipped pair. */

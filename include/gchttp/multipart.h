@@ -55,13 +55,11 @@ GH_EXTERN int gh_multipart_new(gh_request_t *r, const gh_multipart_limits_t *lim
  * GH_EMSGSIZE (a header block over max_header_bytes, more than max_parts parts), or a
  * read error of gh_request_read (GH_EBODYLIMIT, GH_ETIMEDOUT...). Errors are sticky.
  */
-GH_EXTERN int gh_multipart_next(gh_multipart_t *m, gh_part_t **out) GH_WARN_UNUSED
-    GH_NONNULL(1, 2);
+GH_EXTERN int gh_multipart_next(gh_multipart_t *m, gh_part_t **out) GH_WARN_UNUSED GH_NONNULL(1, 2);
 
 /** Read up to n bytes of the part's data. @return bytes (>0), 0 at the end of the part
  * (or once the reader moved on), or a negative code as gh_multipart_next. */
-GH_EXTERN ssize_t gh_part_read(gh_part_t *p, void *buf, size_t n) GH_WARN_UNUSED
-    GH_NONNULL(1, 2);
+GH_EXTERN ssize_t gh_part_read(gh_part_t *p, void *buf, size_t n) GH_WARN_UNUSED GH_NONNULL(1, 2);
 
 /** The part's header `name` (case-insensitive), or NULL. */
 GH_EXTERN const char *gh_part_header(const gh_part_t *p, const char *name) GH_NONNULL(1, 2);

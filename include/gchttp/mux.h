@@ -61,8 +61,8 @@ GH_EXTERN gh_mux_t *gh_mux_new(void) GH_WARN_UNUSED;
  * registered pattern (including an identical one); GH_ENOMEM. On failure
  * gh_mux_error() says why, naming both patterns for a conflict.
  */
-GH_EXTERN int gh_mux_handle(gh_mux_t *m, const char *pattern, gh_handler_fn h, void *data)
-    GH_WARN_UNUSED GH_NONNULL(1, 2, 3);
+GH_EXTERN int gh_mux_handle(gh_mux_t *m, const char *pattern, gh_handler_fn h,
+                            void *data) GH_WARN_UNUSED GH_NONNULL(1, 2, 3);
 
 /** The message of the last failed gh_mux_handle on m ("" if none), e.g.
  * `pattern "GET /a/{x}" conflicts with pattern "/a/b": ...`. The string stays valid. */
@@ -81,14 +81,14 @@ GH_EXTERN void gh_mux_serve(gh_response_t *w, gh_request_t *r, void *mux);
  * Threads:   plain data.
  */
 typedef struct gh_mux_match_s {
-    int status;              /**< 200: pattern matched; 301, 400, 404 or 405 */
-    const char *pattern;     /**< 200 (and 301 from path cleaning, when known): the
+    int status;            /**< 200: pattern matched; 301, 400, 404 or 405 */
+    const char *pattern;   /**< 200 (and 301 from path cleaning, when known): the
                               *   winning pattern as registered; else NULL */
-    gh_handler_fn handler;   /**< 200: its handler and data */
+    gh_handler_fn handler; /**< 200: its handler and data */
     void *data;
-    const char *location;    /**< 301: where to */
-    const char *allow;       /**< 405: the Allow value, e.g. "GET, HEAD, POST" */
-    const char *_values;     /**< private: the path values */
+    const char *location; /**< 301: where to */
+    const char *allow;    /**< 405: the Allow value, e.g. "GET, HEAD, POST" */
+    const char *_values;  /**< private: the path values */
 } gh_mux_match_t;
 
 /**
