@@ -845,6 +845,66 @@ START_TEST(test_mux_agrees_with_a_brute_force_matcher_on_random_sets)
 }
 END_TEST
 
+/* ---- registration while lookups run ---------------------------------------------------- */
+
+static gh_mux_t *conc_mux;
+static int conc_done;   /* set by the registering thread when it has finished */
+static int conc_errors; /* lookups that went wrong, recorded by the looking thread */
+static long conc_lookups;
+
+static void *conc_register(void *arg)
+{
+    (void)arg;
+    /* Siblings enough to move nodes from scanned tables to hashed ones, and deeper
+     * patterns to raise the mux's depth, while the other thread walks the tree. */
+    for (int i = 0; i < 600; i++) {
+        char pat[64];
+        snprintf(pat, sizeof pat, "GET /r%d/{id}/s%d/{x}", i, i % 7);
+        if (gh_mux_handle(conc_mux, pat, noop, NULL) != 0)
+            __atomic_add_fetch(&conc_errors, 1, __ATOMIC_SEQ_CST);
+    }
+    __atomic_store_n(&conc_done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+START_TEST(test_mux_lookups_stay_right_while_patterns_are_added)
+{
+    conc_mux = gh_mux_new();
+    ck_assert_ptr_nonnull(conc_mux);
+    ck_assert_int_eq(gh_mux_handle(conc_mux, "GET /fixed/{id}", noop, "fixed"), 0);
+    ck_assert_int_eq(gh_mux_handle(conc_mux, "/", noop, "root"), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, conc_register, NULL), 0);
+    /* Until the registrations end (bounded by the loop count too): the fixed pattern and
+     * the catch-all always win where they should, whatever else is being added. */
+    for (long i = 0; i < 20000000 && !__atomic_load_n(&conc_done, __ATOMIC_SEQ_CST); i++) {
+        gh_mux_match_t mt;
+        if (gh_mux_match(conc_mux, "GET", "", "/fixed/7", &mt) != 0 || mt.status != 200 ||
+            strcmp(mt.pattern, "GET /fixed/{id}") || strcmp(gh_mux_match_value(&mt, "id"), "7"))
+            conc_errors++;
+        if (gh_mux_match(conc_mux, "GET", "", "/r5/1/s5/2/x", &mt) != 0 || mt.status != 200 ||
+            strcmp(mt.pattern, "/"))
+            conc_errors++;
+        conc_lookups++;
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(conc_done, 1);
+    ck_assert_int_eq(conc_errors, 0);
+    ck_assert_int_gt(conc_lookups, 0);
+    /* Every pattern is there afterwards. */
+    for (int i = 0; i < 600; i++) {
+        char target[64], want[64];
+        snprintf(target, sizeof target, "/r%d/a/s%d/b", i, i % 7);
+        snprintf(want, sizeof want, "GET /r%d/{id}/s%d/{x}", i, i % 7);
+        gh_mux_match_t mt;
+        ck_assert_int_eq(gh_mux_match(conc_mux, "GET", "", target, &mt), 0);
+        ck_assert_int_eq(mt.status, 200);
+        ck_assert_str_eq(mt.pattern, want);
+        ck_assert_str_eq(gh_mux_match_value(&mt, "x"), "b");
+    }
+}
+END_TEST
+
 Suite *test_suite(void)
 {
     Suite *s = suite_create("mux");
@@ -858,6 +918,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_mux_handles_deep_patterns_and_long_paths);
     tcase_add_test(tc, test_mux_hit_allocates_only_its_path_values);
     tcase_add_test(tc, test_mux_agrees_with_a_brute_force_matcher_on_random_sets);
+    tcase_add_test(tc, test_mux_lookups_stay_right_while_patterns_are_added);
     suite_add_tcase(s, tc);
     tc = tcase_create("registration");
     tcase_add_test(tc, test_mux_refuses_conflicting_patterns_naming_both);
