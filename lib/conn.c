@@ -39,7 +39,7 @@ gh_type_t gh__conn_reader_type =
 static ssize_t conn_check_write(void *self, const void *buf, size_t n)
 {
     gh_conn_t *c = self;
-    ssize_t k = gh_fd_write(c->fd, buf, n);
+    ssize_t k = GH__CONN_TR(c)->write(c->fd, buf, n);
     if (k < 0)
         gh__conn_write_failed(c, (int)k);
     return k;
@@ -110,7 +110,7 @@ ssize_t gh__conn_reader_read(void *self, void *buf, size_t n)
     gh_conn_t *c = cr->conn;
     if (!c)
         return GH_EBADF;
-    ssize_t k = c->read_nowait ? gh_fd_read_nowait(c->fd, buf, n) : gh_fd_read(c->fd, buf, n);
+    ssize_t k = GH__CONN_TR(c)->read(c->fd, buf, n, c->read_nowait);
     /* A short read left the socket empty: see gh__conn_next. */
     c->drained = k == GH_EAGAIN || (k >= 0 && (size_t)k < n);
     /* End of stream counts too: while a request is being served the client closing
@@ -331,7 +331,7 @@ void gh__conn_write_error(gh_conn_t *c, int status, const char *why, int blockin
     if (blocking) {
         gh_fd_set_write_deadline(c->fd, gh_now() + GH_SEC);
         (void)gh_writer_flush(c->bufw);
-        (void)gh_fd_write(c->fd, buf, (size_t)n);
+        (void)GH__CONN_TR(c)->write(c->fd, buf, (size_t)n);
     } else if (gh_fd_acquire(c->fd) == 0) {
         /* The socket's send buffer is empty at this point, so a few hundred bytes go
          * out at once; if not, the client gets a plain close. */

@@ -137,7 +137,7 @@ gh_conn_t *gh__connset_lookup(gh__loop_t *s, int fd, unsigned long id)
 {
     gh_conn_t *c = NULL;
     pthread_mutex_lock(&s->mu);
-    if ((size_t)fd < s->conns_cap && s->conns[fd] && (s->conns[fd]->id & 0x3fffffffUL) == id)
+    if ((size_t)fd < s->conns_cap && s->conns[fd] && (s->conns[fd]->id & GH__ID_MASK) == id)
         c = s->conns[fd];
     pthread_mutex_unlock(&s->mu);
     return c;
@@ -293,7 +293,7 @@ void gh__server_conn_close(gh_conn_t *c)
         s->st.closed++;
     pthread_cond_broadcast(&s->server->idle_cv);
     pthread_mutex_unlock(&s->mu);
-    gh_fd_close(c->fd);
+    (void)GH__CONN_TR(c)->close(c->fd);
     gh_ctx_cancel(c->ctx, GH_ECANCELED);
     gh__server_set_state(c, GH_STATE_CLOSED);
 }

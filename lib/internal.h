@@ -32,6 +32,30 @@
 /* A scanned (conservatively traced) array of n pointer-sized words, zeroed. Counted in
  * gh_alloc_stats. NULL when out of memory. */
 void *gh__ptrs_new(size_t n);
+/*
+ * The transport between a connection's socket and its buffered reader and writer: what
+ * the loop and the connection call to move bytes, so that a TLS layer can sit there
+ * later without another redesign. Today every connection uses gh__transport_plain
+ * (gh_fd calls on the socket). A TLS transport would keep its session in the object it
+ * is handed, report through want() that a read first needs the socket writable (or the
+ * reverse) during a handshake, and send close_notify in close().
+ *   read    up to n bytes; nowait: GH_EAGAIN rather than wait (the loop reading a head);
+ *           otherwise waits within the descriptor's deadlines. 0 at EOF, or GH_E*.
+ *   write   all of buf within the write deadline: n, or GH_E*.
+ *   want    the epoll events to wait for before the next read (EPOLLIN for plain).
+ *   close   release the transport and the socket (idempotent).
+ * Threads: one reader and one writer at a time, as for gh_fd.
+ */
+typedef struct gh__transport {
+    ssize_t (*read)(gh_fd_t *fd, void *buf, size_t n, int nowait);
+    ssize_t (*write)(gh_fd_t *fd, const void *buf, size_t n);
+    uint32_t (*want)(gh_fd_t *fd);
+    int (*close)(gh_fd_t *fd);
+} gh__transport_t;
+extern const gh__transport_t gh__transport_plain;
+/* The transport of a connection (lib/conn.c). */
+#define GH__CONN_TR(c) (&gh__transport_plain)
+
 /* The one "about to block" hook: gh_fd waits (gc/fd.c) and gh_ctx_wait (lib/context.c)
  * call it through gh__will_block before they block; lib/server.c sets it to
  * gh__server_will_block. Atomic: a later server stores it while another one runs. */

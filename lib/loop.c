@@ -56,6 +56,8 @@ static const size_t loop_ptrs[] = {
     offsetof(struct gh__loop, tl_tail) + 2 * sizeof(void *),
     offsetof(struct gh__loop, tl_tail) + 3 * sizeof(void *),
     offsetof(struct gh__loop, evs),
+    offsetof(struct gh__loop, fds),
+    offsetof(struct gh__loop, timers),
 };
 static gh_type_t loop_type = GH_TYPE_INIT("loop", struct gh__loop, loop_ptrs);
 
@@ -201,6 +203,229 @@ void gh__loop_close_listeners(gh_server_t *s)
     }
 }
 
+/* ---- another module's descriptors and timers (lib/loop.h) -------------------------- */
+
+/*
+ * A foreign descriptor on a loop.
+ * Alloc:     gh_obj_new in gh__loop_fd_add.
+ * Lifetime:  kept by loop->fds[fd] until gh__loop_fd_del; keeps obj alive.
+ * OS state:  none: fd is the caller's (only its epoll registration is the loop's).
+ * Threads:   any, under the loop's mu; fn runs on the loop's poller thread.
+ */
+struct gh__loop_fd {
+    void *obj;
+    /* not traced */
+    gh__loop_fd_fn fn;
+    int fd;
+};
+static const size_t lfd_ptrs[] = {offsetof(struct gh__loop_fd, obj)};
+static gh_type_t lfd_type = GH_TYPE_INIT("loopFd", struct gh__loop_fd, lfd_ptrs);
+
+/*
+ * A one-shot timer on a loop.
+ * Alloc:     gh_obj_new in gh__loop_timer_add.
+ * Lifetime:  kept by the loop's list until it fires or is cancelled; keeps obj alive.
+ * Threads:   any, under the loop's mu; fn runs on the loop's poller thread.
+ */
+struct gh__loop_timer {
+    gh__loop_timer_t *next;
+    void *obj;
+    gh__loop_t *loop;
+    /* not traced */
+    gh__loop_timer_fn fn;
+    gh_time_t at;
+};
+static const size_t ltm_ptrs[] = {offsetof(struct gh__loop_timer, next),
+                                  offsetof(struct gh__loop_timer, obj),
+                                  offsetof(struct gh__loop_timer, loop)};
+static gh_type_t ltm_type = GH_TYPE_INIT("loopTimer", struct gh__loop_timer, ltm_ptrs);
+
+static gh__loop_t *loop_of(gh_server_t *s, int i)
+{
+    return i >= 0 && i < s->n_loops ? s->loops[i] : NULL;
+}
+
+int gh__loop_fd_add(gh_server_t *s, int i, int fd, uint32_t events, gh__loop_fd_fn fn,
+                    void *obj)
+{
+    gh__loop_t *l = loop_of(s, i);
+    if (!l || fd < 0 || !fn)
+        return GH_EINVAL;
+    gh__loop_fd_t *e = gh_obj_new(&lfd_type);
+    if (!e)
+        return GH_ENOMEM;
+    e->obj = obj;
+    e->fn = fn;
+    e->fd = fd;
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    if (__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST))
+        rc = GH_ECLOSED;
+    else if ((size_t)fd >= l->fds_cap) {
+        size_t cap = l->fds_cap ? l->fds_cap : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        gh__loop_fd_t **n = gh__ptrs_new(cap);
+        if (!n)
+            rc = GH_ENOMEM;
+        else {
+            if (l->fds)
+                memcpy(n, l->fds, l->fds_cap * sizeof *n);
+            l->fds = n;
+            l->fds_cap = cap;
+        }
+    }
+    if (rc == 0 && l->fds[fd])
+        rc = GH_EEXIST;
+    if (rc == 0) {
+        struct epoll_event ev = {.events = events, .data.u64 = GH__TAG_FOREIGN | (uint32_t)fd};
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+            rc = -errno;
+        else
+            l->fds[fd] = e;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int gh__loop_fd_mod(gh_server_t *s, int i, int fd, uint32_t events)
+{
+    gh__loop_t *l = loop_of(s, i);
+    if (!l || fd < 0)
+        return GH_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rc = GH_ENOENT;
+    if ((size_t)fd < l->fds_cap && l->fds[fd]) {
+        struct epoll_event ev = {.events = events, .data.u64 = GH__TAG_FOREIGN | (uint32_t)fd};
+        rc = epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int gh__loop_fd_del(gh_server_t *s, int i, int fd)
+{
+    gh__loop_t *l = loop_of(s, i);
+    if (!l || fd < 0)
+        return GH_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rc = GH_ENOENT;
+    if ((size_t)fd < l->fds_cap && l->fds[fd]) {
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        l->fds[fd] = NULL;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+/* An event on a foreign descriptor: its callback, outside the lock. A stale event for a
+ * descriptor removed in the same batch finds no entry and is dropped. */
+static void on_foreign_event(gh__loop_t *l, int fd, uint32_t ev)
+{
+    gh__loop_fd_t *e = NULL;
+    pthread_mutex_lock(&l->mu);
+    if ((size_t)fd < l->fds_cap)
+        e = l->fds[fd];
+    pthread_mutex_unlock(&l->mu);
+    if (e)
+        e->fn(e->obj, fd, ev);
+}
+
+int gh__loop_timer_add(gh_server_t *s, int i, gh_time_t at, gh__loop_timer_fn fn, void *obj,
+                       gh__loop_timer_t **out)
+{
+    if (out)
+        *out = NULL;
+    gh__loop_t *l = loop_of(s, i);
+    if (!l || !fn)
+        return GH_EINVAL;
+    gh__loop_timer_t *t = gh_obj_new(&ltm_type);
+    if (!t)
+        return GH_ENOMEM;
+    t->obj = obj;
+    t->fn = fn;
+    t->at = at;
+    t->loop = l;
+    pthread_mutex_lock(&l->mu);
+    if (__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_unlock(&l->mu);
+        return GH_ECLOSED;
+    }
+    gh__loop_timer_t **p = &l->timers;
+    while (*p && (*p)->at <= at)
+        p = &(*p)->next;
+    t->next = *p;
+    *p = t;
+    int first = l->timers == t;
+    pthread_mutex_unlock(&l->mu);
+    if (first)
+        gh__loop_wake(l); /* the poller sleeps until a later deadline */
+    if (out)
+        *out = t;
+    return 0;
+}
+
+int gh__loop_timer_cancel(gh_server_t *s, gh__loop_timer_t *t)
+{
+    (void)s;
+    gh__loop_t *l = t->loop;
+    pthread_mutex_lock(&l->mu);
+    int rc = GH_ENOENT;
+    for (gh__loop_timer_t **p = &l->timers; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            t->next = NULL;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+/* Fire l's due timers; *next gets the soonest one left (0: none). */
+static void run_timers(gh__loop_t *l, gh_time_t now, gh_time_t *next)
+{
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        gh__loop_timer_t *t = l->timers;
+        if (t && t->at <= now) {
+            l->timers = t->next;
+            t->next = NULL;
+        } else {
+            *next = t ? t->at : 0;
+            t = NULL;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (!t)
+            return;
+        t->fn(t->obj);
+    }
+}
+
+/* ---- the plain transport (lib/internal.h) ------------------------------------------- */
+
+static ssize_t plain_read(gh_fd_t *fd, void *buf, size_t n, int nowait)
+{
+    return nowait ? gh_fd_read_nowait(fd, buf, n) : gh_fd_read(fd, buf, n);
+}
+
+static ssize_t plain_write(gh_fd_t *fd, const void *buf, size_t n)
+{
+    return gh_fd_write(fd, buf, n);
+}
+
+static uint32_t plain_want(gh_fd_t *fd)
+{
+    (void)fd;
+    return EPOLLIN;
+}
+
+static int plain_close(gh_fd_t *fd) { return gh_fd_close(fd); }
+
+const gh__transport_t gh__transport_plain = {plain_read, plain_write, plain_want, plain_close};
+
 /* ---- interest ------------------------------------------------------------------------ */
 
 /* Connections are edge-triggered. While the poller owns one (parked, or its head being
@@ -213,8 +438,8 @@ void gh__loop_close_listeners(gh_server_t *s)
 void gh__loop_interest(gh_conn_t *c, int input, int op)
 {
     struct epoll_event ev;
-    ev.events = (input ? EPOLLIN : 0) | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = ((uint64_t)(c->id & 0x3fffffffUL) << 32) | (uint32_t)c->fdnum;
+    ev.events = (input ? GH__CONN_TR(c)->want(c->fd) : 0) | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = ((uint64_t)(c->id & GH__ID_MASK) << 32) | (uint32_t)c->fdnum;
     /* Another thread may close the connection meanwhile: holding the descriptor keeps
      * its number from being reused (and re-registered for another connection) under
      * this call. */
@@ -792,6 +1017,10 @@ static int expire_timers(gh__loop_t *l)
         /* Header, idle and linger timeouts end silently, as in Go. */
         gh__server_conn_close(victim);
     }
+    gh_time_t tnext = 0;
+    run_timers(l, now, &tnext);
+    if (tnext && (!next || tnext < next))
+        next = tnext;
     if (l->accept_resume_at) {
         if (l->accept_resume_at <= now) {
             l->accept_resume_at = 0;
@@ -823,6 +1052,10 @@ __attribute__((noinline)) static void handle_event(gh__pctx_t *pc, uint64_t tag,
         uint64_t v;
         while (read(l->wakefd, &v, sizeof v) > 0)
             ;
+        return;
+    }
+    if (tag & GH__TAG_FOREIGN) {
+        on_foreign_event(l, (int)(uint32_t)tag, ev);
         return;
     }
     if (tag & GH__TAG_LISTENER) {

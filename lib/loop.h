@@ -28,8 +28,13 @@
 #define GH__INLINE_RUN 16
 
 #define GH__MAX_LOOPS 256
+#define GH__TAG_FOREIGN (1ULL << 61)
+/* A connection's event carries (id & GH__ID_MASK) << 32 | fd: below the tag bits. */
+#define GH__ID_MASK 0x1fffffffUL
 
 typedef struct gh__loop gh__loop_t;
+typedef struct gh__loop_fd gh__loop_fd_t;
+typedef struct gh__loop_timer gh__loop_timer_t;
 
 /* Figures a loop counts for itself (summed by gh_server_stats). Counters bumped by a
  * worker serving one of the loop's connections are atomic; the rest change under the
@@ -55,7 +60,10 @@ struct gh__loop {
     gh_conn_t **conns;   /* traced: conns[fd] */
     gh_conn_t *tl_head[GH__TL_COUNT], *tl_tail[GH__TL_COUNT];
     struct epoll_event *evs; /* atomic GC block: the poller's batch (numbers only) */
+    gh__loop_fd_t **fds;     /* traced: foreign descriptors by number (gh__loop_fd_add) */
+    gh__loop_timer_t *timers; /* traced: one-shot timers, soonest first */
     /* not traced */
+    size_t fds_cap;
     pthread_mutex_t mu;
     int idx;
     int epfd, wakefd;
@@ -151,6 +159,37 @@ gh_conn_t *gh__connset_expired(gh__loop_t *l, gh_time_t now, gh_time_t *next);
  * (idle=1: parked without a partial head, or lingering; taken to phase PREAD). NULL at
  * the end. */
 gh_conn_t *gh__connset_scan(gh__loop_t *l, size_t *i, int idle);
+
+/* ---- loop.c: another module's descriptors and timers on a loop ---------------------
+ *
+ * Room for what is not an HTTP connection (a watched hijacked connection, a TLS
+ * handshake, a resolver socket): put a descriptor on a given loop with a callback and
+ * a GC object, or a one-shot timer. The loop keeps the object alive (a traced table,
+ * never epoll data) until the registration is removed or fires. Callbacks run on the
+ * thread holding that loop's poller role, between connection events, outside every
+ * lock: they must be quick and must not block (the loop's connections wait for them);
+ * they may add, change or remove registrations, their own included. Level-triggered
+ * unless events has EPOLLET. */
+typedef void (*gh__loop_fd_fn)(void *obj, int fd, uint32_t events);
+typedef void (*gh__loop_timer_fn)(void *obj);
+/* Watch fd (not closed by the loop) for events on loop i, calling fn(obj, fd, ready).
+ * 0, GH_EINVAL (no such loop), GH_EEXIST (fd is there already), GH_ECLOSED, GH_ENOMEM,
+ * or -errno from epoll_ctl. */
+int gh__loop_fd_add(gh_server_t *s, int i, int fd, uint32_t events, gh__loop_fd_fn fn,
+                    void *obj);
+/* Change the events watched for fd on loop i. 0, GH_ENOENT or -errno. */
+int gh__loop_fd_mod(gh_server_t *s, int i, int fd, uint32_t events);
+/* Stop watching fd on loop i and drop the loop's reference to its object; the callback
+ * does not run for it afterwards (unless already running). Call it before closing fd.
+ * 0 or GH_ENOENT. */
+int gh__loop_fd_del(gh_server_t *s, int i, int fd);
+/* Call fn(obj) once on loop i's poller thread at (or soon after) the monotonic time at.
+ * *out (if out) gets a handle for gh__loop_timer_cancel. 0, GH_EINVAL, GH_ECLOSED or
+ * GH_ENOMEM. */
+int gh__loop_timer_add(gh_server_t *s, int i, gh_time_t at, gh__loop_timer_fn fn, void *obj,
+                       gh__loop_timer_t **out);
+/* Cancel a timer that has not fired: 0, or GH_ENOENT (fired or cancelled already). */
+int gh__loop_timer_cancel(gh_server_t *s, gh__loop_timer_t *t);
 
 /* ---- loop.c: the loops, the pool, the monitor -------------------------------------- */
 /* Make loop i of s (epoll set, wake-up descriptor, table). 0 or a negative code. */

@@ -19,6 +19,8 @@
 
 #include "test-common.h"
 
+#include "../lib/loop.h" /* gh__loop_fd_add, gh__loop_timer_add: internal API */
+
 #define LOOPS 2
 
 /* What handlers and the test share: statics (GC-visible), never a pointer to a
@@ -387,6 +389,101 @@ START_TEST(test_loops_server_threads_leave_async_signals_to_the_program)
 }
 END_TEST
 
+/* ---- another module's descriptor and timer on a loop ------------------------------- */
+
+static gh_probe_t *fx_probe;
+static int fx_calls, fx_byte;
+static uint32_t fx_events;
+static gh_time_t fx_timer_at;
+static const gh_type_t *fx_type_seen;
+static gh_ctx_t *barrier; /* a timer on the loop cancels it: the loop has gone round */
+
+static void on_foreign(void *obj, int fd, uint32_t events)
+{
+    char b = 0;
+    ssize_t k;
+    do
+        k = read(fd, &b, 1);
+    while (k < 0 && errno == EINTR);
+    fx_byte = k == 1 ? b : -1;
+    fx_events = events;
+    fx_type_seen = gh_obj_type(obj);
+    __atomic_add_fetch(&fx_calls, 1, __ATOMIC_SEQ_CST);
+    gh_ctx_cancel(recorded, 0);
+}
+
+static void on_timer(void *obj)
+{
+    fx_type_seen = gh_obj_type(obj);
+    fx_timer_at = gh_now();
+    gh_ctx_cancel(recorded, 0);
+}
+
+static void on_barrier(void *obj)
+{
+    (void)obj;
+    gh_ctx_cancel(barrier, 0);
+}
+
+/* The object the loop keeps: made here so that no frame of the test holds it. */
+__attribute__((noinline)) static int add_foreign(int loop, int fd)
+{
+    gh_ctx_t *obj = gh_ctx_new(NULL);
+    fx_probe = gh_probe_new(obj);
+    return gh__loop_fd_add(th_srv, loop, fd, EPOLLIN, on_foreign, obj);
+}
+
+START_TEST(test_loops_foreign_descriptor_runs_its_callback_with_its_object)
+{
+    start(LOOPS, 0);
+    ck_assert_int_eq(add_foreign(LOOPS - 1, block_pipe[0]), 0);
+    ck_assert_int_eq(gh__loop_fd_add(th_srv, LOOPS - 1, block_pipe[0], EPOLLIN, on_foreign,
+                                     NULL),
+                     GH_EEXIST);
+    ck_assert_int_eq(gh__loop_fd_add(th_srv, LOOPS, block_pipe[1], EPOLLIN, on_foreign, NULL),
+                     GH_EINVAL);
+    /* The loop's table is what keeps the object: collections leave it alone. */
+    gh_gc_collect(3);
+    ck_assert_int_eq(gh_probe_reclaimed(fx_probe), 0);
+    ck_assert_int_eq(write(block_pipe[1], "k", 1), 1);
+    th_wait_sig(recorded, TH_IO_MS);
+    ck_assert_int_eq(fx_byte, 'k');
+    ck_assert(fx_events & EPOLLIN);
+    ck_assert_ptr_nonnull(fx_type_seen);
+    ck_assert_str_eq(fx_type_seen->name, "context");
+    ck_assert_int_eq(gh__loop_fd_del(th_srv, LOOPS - 1, block_pipe[0]), 0);
+    ck_assert_int_eq(gh__loop_fd_del(th_srv, LOOPS - 1, block_pipe[0]), GH_ENOENT);
+    /* Removed: a byte written now is left for whoever reads the pipe. A timer due now
+     * fires after the loop's next epoll_wait, which would have reported the pipe. */
+    ck_assert_int_eq(write(block_pipe[1], "m", 1), 1);
+    barrier = gh_ctx_new(NULL);
+    ck_assert_int_eq(gh__loop_timer_add(th_srv, LOOPS - 1, gh_now(), on_barrier, NULL, NULL), 0);
+    th_wait_sig(barrier, TH_IO_MS);
+    ck_assert_int_eq(__atomic_load_n(&fx_calls, __ATOMIC_SEQ_CST), 1);
+    char b;
+    ck_assert_int_eq(read(block_pipe[0], &b, 1), 1);
+    ck_assert_int_eq(b, 'm');
+}
+END_TEST
+
+START_TEST(test_loops_timer_fires_on_its_loop_at_its_time)
+{
+    start(LOOPS, 0);
+    gh_time_t at = gh_now() + 30 * GH_MSEC;
+    gh__loop_timer_t *cancelled = NULL;
+    ck_assert_int_eq(gh__loop_timer_add(th_srv, 0, at - 10 * GH_MSEC, on_timer, NULL,
+                                        &cancelled),
+                     0);
+    ck_assert_int_eq(gh__loop_timer_cancel(th_srv, cancelled), 0);
+    ck_assert_int_eq(gh__loop_timer_cancel(th_srv, cancelled), GH_ENOENT);
+    gh_ctx_t *obj = gh_ctx_new(NULL);
+    ck_assert_int_eq(gh__loop_timer_add(th_srv, 1, at, on_timer, obj, NULL), 0);
+    th_wait_sig(recorded, TH_IO_MS);
+    ck_assert_int_ge(fx_timer_at, at);
+    ck_assert_str_eq(fx_type_seen->name, "context");
+}
+END_TEST
+
 Suite *test_suite(void)
 {
     Suite *s = suite_create("loops");
@@ -403,6 +500,12 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_loops_shutdown_answers_requests_in_flight_on_every_loop);
     tcase_add_test(tc, test_loops_shutdown_from_a_handler_does_not_wait_for_its_own_request);
     tcase_add_test(tc, test_loops_shutdown_returns_at_its_deadline_while_a_handler_sleeps);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("foreign");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, GH_TEST_TIMEOUT);
+    tcase_add_test(tc, test_loops_foreign_descriptor_runs_its_callback_with_its_object);
+    tcase_add_test(tc, test_loops_timer_fires_on_its_loop_at_its_time);
     suite_add_tcase(s, tc);
     tc = tcase_create("signals");
     tcase_add_checked_fixture(tc, setup, teardown);
