@@ -23,6 +23,11 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+/* Wait (bounded) until *counter >= want (tests/support/client.h). */
+static int wait_count(int *counter, int want)
+{
+    return th_wait_count(&mu, &cv, counter, want, WAIT_MS);
+}
 static int n_writable, n_closed, last_err, n_started, n_big;
 static ssize_t big_queued;
 static gh_watch_t *watched; /* the last watch started (static: a GC root) */
@@ -36,20 +41,6 @@ static void bump(int *counter)
     (*counter)++;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-}
-
-static int wait_count(int *counter, int want)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&mu);
-    int rc = 0;
-    while (*counter < want && rc == 0)
-        rc = pthread_cond_timedwait(&cv, &mu, &ts);
-    int ok = *counter >= want;
-    pthread_mutex_unlock(&mu);
-    return ok;
 }
 
 /* The thread a stopped connection is given to: reads one line through the returned

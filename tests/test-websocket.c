@@ -39,6 +39,11 @@ static const char *const protos[] = {"chat.v2", "chat.v1", NULL};
 /* What the callbacks saw; read on the test thread under mu. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+/* Wait (bounded) until *counter >= want (tests/support/client.h). */
+static int wait_count(int *counter, int want)
+{
+    return th_wait_count(&mu, &cv, counter, want, WAIT_MS);
+}
 static int n_opened, n_closed, last_code, n_drained;
 static char last_reason[128];
 static gh_ws_t *held[4];        /* /hold connections (static storage: a GC root) */
@@ -168,21 +173,6 @@ static void teardown(void)
     if (srv)
         gh_server_close(srv);
     srv = NULL;
-}
-
-/* Wait (bounded) until *counter >= want. */
-static int wait_count(int *counter, int want)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&mu);
-    int rc = 0;
-    while (*counter < want && rc == 0)
-        rc = pthread_cond_timedwait(&cv, &mu, &ts);
-    int ok = *counter >= want;
-    pthread_mutex_unlock(&mu);
-    return ok;
 }
 
 /* ---- a raw client ---------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../examples/httpc.h"
@@ -357,4 +358,23 @@ void th_raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort: the limit stays as it was */
     }
+}
+
+int th_wait_count(pthread_mutex_t *mu, pthread_cond_t *cv, const int *counter, int want, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(mu);
+    int rc = 0;
+    while (*counter < want && rc == 0)
+        rc = pthread_cond_timedwait(cv, mu, &ts);
+    int ok = *counter >= want;
+    pthread_mutex_unlock(mu);
+    return ok;
 }

@@ -10,6 +10,7 @@
 #ifndef GH_TEST_SUPPORT_CLIENT_H
 #define GH_TEST_SUPPORT_CLIENT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -40,6 +41,9 @@ int th_wait_closed(int fd, int timeout_ms);
 /* Run a shell command and capture stdout (NUL-terminated) into out; returns exit status
  * or -1. */
 int th_run(const char *cmd, char *out, size_t cap);
+/* Wait at most ms for *counter (guarded by mu, signalled on cv by whoever raises it) to
+ * reach want. 1 if it did, 0 on timeout. */
+int th_wait_count(pthread_mutex_t *mu, pthread_cond_t *cv, const int *counter, int want, int ms);
 /* Raise the soft limit on open descriptors to the hard one (suites with 1,000 sockets;
  * children inherit it). */
 void th_raise_nofile(void);
