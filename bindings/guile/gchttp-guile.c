@@ -701,7 +701,7 @@ static long opt_long(SCM alist, const char *key, long dflt)
 /* (%gchttp-open options) -> server. options: an alist of
  * (addr . "host:port" | "unix:/path"), (host . h) (port . p), (fd . listening-fd),
  * (read-header-timeout . s) (read-timeout . s) (write-timeout . s) (idle-timeout . s),
- * (max-header-bytes . n) (max-body-drain . n) (workers . n) (body-limit . n)
+ * (max-header-bytes . n) (max-body-drain . n) (workers . n) (loops . n) (body-limit . n)
  * (keep-alive? . #f). */
 static SCM b_open(SCM opts)
 {
@@ -724,6 +724,7 @@ static SCM b_open(SCM opts)
     cfg.max_header_bytes = (size_t)opt_long(opts, "max-header-bytes", 0);
     cfg.max_body_drain = (size_t)opt_long(opts, "max-body-drain", 0);
     cfg.max_workers = (int)opt_long(opts, "workers", 0);
+    cfg.loops = (int)opt_long(opts, "loops", 0);
     if (scm_is_eq(scm_assq_ref(opts, scm_from_utf8_symbol("keep-alive?")), SCM_BOOL_F) &&
         scm_is_true(scm_assq(scm_from_utf8_symbol("keep-alive?"), opts)))
         cfg.disable_keepalive = 1;

@@ -191,7 +191,8 @@
   (start-server (lambda (request body)
                   (values '((content-type . (application/octet-stream)))
                           (or body #vu8())))
-                #:body-limit 1000))
+                #:body-limit 1000 #:loops 2 #:workers 8 #:read-header-timeout 5
+                #:idle-timeout 30 #:max-header-bytes 65536))
 
 (let ((r (request echo-port "POST" "/" #:body (string->utf8 "hello body"))))
   (check "bytevector body: echoed" (and (eqv? (status-of r) 200)
@@ -279,6 +280,9 @@
     (check "pipelining: two requests in one segment are answered in order on one connection"
            (and (equal? (caddr r1) (string->utf8 "one")) (equal? (caddr r2) (string->utf8 "two")))
            (list r1 r2))))
+
+(let ((r (request echo-port "GET" "/" #:headers `(("X-Big" . ,(make-string 70000 #\a))))))
+  (check "#:max-header-bytes 65536: a 70 KB head is answered 431" (eqv? (status-of r) 431) r))
 
 (define unix-path (format #f "/tmp/gchttp-guile-test-~a.sock" (getpid)))
 (false-if-exception (delete-file unix-path))

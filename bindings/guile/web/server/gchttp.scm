@@ -112,6 +112,7 @@ the 'gchttp back end's open returned (e.g. from open-server)."
                       (max-header-bytes #f)
                       (max-body-drain #f)
                       (workers #f)
+                      (loops #f)
                       (keep-alive? #t)
                       (request-body 'bytevector)
                       (body-limit 'default)
@@ -126,7 +127,8 @@ Limits and timeouts (#f keeps gchttp's default, 'none disables; seconds):
 #:read-header-timeout (10), #:read-timeout (300), #:write-timeout (300),
 #:idle-timeout (120), #:handoff-timeout ('none here: every request is handed to a
 pool thread, since it waits for Scheme anyway); #:max-header-bytes (1 MiB, 431
-beyond), #:max-body-drain (256 KiB), #:workers (gchttp's pool, 64), #:keep-alive? (#t).
+beyond), #:max-body-drain (256 KiB), #:workers (gchttp's pool, 64), #:loops (gchttp's
+event loops, one per CPU), #:keep-alive? (#t).
 
 The request body reaches the handler as #:request-body says: 'bytevector (the default,
 as 'http: the whole body, or #f when the request has none) or 'port (a binary input
@@ -176,6 +178,7 @@ run-server (see its documentation)."
                  (max-header-bytes . ,max-header-bytes)
                  (max-body-drain . ,max-body-drain)
                  (workers . ,workers)
+                 (loops . ,loops)
                  (keep-alive? . ,(and keep-alive? #t)))))
     ;; Writes to a closed connection are errors, not signals (as 'http does).
     (sigaction SIGPIPE SIG_IGN)
