@@ -20,6 +20,9 @@
  * that must wait (a database, a file) hands the work to another thread and answers with
  * gh_watch_write from there. (The server's own loops hand a blocking handler's role to
  * another thread; the watch loop does not yet.)
+ *
+ * Watched connections are the program's, as hijacked ones are: gh_server_shutdown and
+ * gh_server_close do not end them; close them (gh_watch_close) when the program stops.
  */
 #ifndef GCHTTP_WATCH_H
 #define GCHTTP_WATCH_H
