@@ -18,6 +18,9 @@
 #include <time.h>
 #include <errno.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -728,10 +731,28 @@ ssize_t gh_response_sendfile(gh_response_t *w, int fd, int64_t off, size_t n)
         if (gh_writer_write(bw, h, (size_t)hl) < 0)
             return w->err = gh_writer_error(bw);
     }
-    if (gh_writer_flush(bw) < 0)
-        return w->err = gh_writer_error(bw);
+    /* Cork the socket while the header and the file go out (as nginx's tcp_nopush):
+     * without it TCP_NODELAY sends the header as a segment of its own and each of
+     * sendfile's internal batches as it comes, and the client pays a wake-up per small
+     * segment (1 MiB files went 2 to 4 times slower to wrk on loopback). The reference
+     * keeps the descriptor number ours while it is used. Not TCP (a Unix socket):
+     * setsockopt fails and nothing changes. */
+    int one = 1, zero = 0, corked = 0, held = gh_fd_acquire(c->fd) == 0;
+    int sfd = held ? gh_fd_fileno(c->fd) : -1;
+    if (sfd >= 0)
+        corked = setsockopt(sfd, IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0;
     int64_t pos = off;
-    ssize_t k = gh__fd_sendfile(c->fd, fd, &pos, n);
+    ssize_t k;
+    if (gh_writer_flush(bw) < 0)
+        k = w->err = gh_writer_error(bw); /* the writer already reported it */
+    else
+        k = gh__fd_sendfile(c->fd, fd, &pos, n);
+    if (corked)
+        (void)setsockopt(sfd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+    if (held)
+        gh_fd_release(c->fd);
+    if (k < 0 && w->err == (int)k)
+        return k;
     if (k < 0) {
         /* The file ending early (it shrank) leaves the framing short: the connection
          * cannot be reused. Anything else is the socket's failure. */
