@@ -649,8 +649,14 @@ static void on_posted(gh_watch_t *w)
 
 /* ---- timers ------------------------------------------------------------------------ */
 
+/* Timers fire on a 4 ms grid, never early: at is rounded up, so that timers set for
+ * nearby moments share one scan of the table (run_timers is O(connections)). */
+#define TIMER_GRAIN (4 * GH_MSEC)
+
 void gh_watch_set_timer(gh_watch_t *w, gh_time_t at)
 {
+    if (at > 0 && at < INT64_MAX - TIMER_GRAIN)
+        at = (at + TIMER_GRAIN - 1) / TIMER_GRAIN * TIMER_GRAIN;
     pthread_mutex_lock(&w->mu);
     if (w->state != W_DONE)
         w->timer_at = at;

@@ -112,7 +112,8 @@ GH_EXTERN ssize_t gh_watch_write_shared(gh_watch_t *w, const void *bytes, size_t
     GH_NONNULL(1, 2);
 /** Bytes queued and not yet written (any thread). */
 GH_EXTERN size_t gh_watch_queued(gh_watch_t *w) GH_NONNULL(1);
-/** Run the timer callback at `at` (absolute, gh_now() based); 0 unsets. Any thread. */
+/** Run the timer callback at `at` (absolute, gh_now() based), never before it and
+ * usually within 4 ms after it (timers share a 4 ms grid); 0 unsets. Any thread. */
 GH_EXTERN void gh_watch_set_timer(gh_watch_t *w, gh_time_t at) GH_NONNULL(1);
 /** Close once the queued output is written (no more writes are accepted); the closed
  * callback follows with 0. A peer that never reads keeps it open: bound it with a
