@@ -156,6 +156,7 @@ static void server_init(void)
     cfg.idle_timeout = 2 * GH_SEC;
     cfg.max_header_bytes = 16 << 10;
     cfg.max_workers = 8;
+    cfg.loops = 1; /* accept_one hands every connection to loops[0] */
     if (gh_server_new(&srv, &cfg) != 0)
         die("gh_server_new");
     if (use_tcp) {
@@ -186,7 +187,7 @@ static int client_connect(void)
         struct sockaddr_storage peer;
         memset(&peer, 0, sizeof peer);
         peer.ss_family = AF_UNIX;
-        accept_one(srv, sv[1], &peer, (socklen_t)sizeof peer);
+        accept_one(srv->loops[0], sv[1], &peer, (socklen_t)sizeof peer);
         return sv[0];
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
