@@ -553,6 +553,10 @@ START_TEST(test_refused_kind_of_data_is_1003)
     send_frame(fd, 0x81, 1, "text is fine", 12);
     expect_message(fd, 0x81, "text is fine", 12);
     close(fd);
+    /* That connection ends without a close frame: 1006, reported before the next one
+     * opens (its report must not be taken for the violation's). */
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_code, 1006);
     violation("/text", f, th_ws_frame(f, 0x82, 1, "bin", 3), 1003);
 }
 END_TEST
