@@ -173,7 +173,9 @@ void gh__loop_add_listener(gh_server_t *s, int i)
     for (int k = 0; k < s->n_loops; k++) {
         gh__loop_t *l = s->loops[k];
         int mine = -1;
-        if (k > 0 && s->lowned[i] && s->loops[k - 1]->lfd[i] != fd)
+        /* Loop 0 keeps fd; loop k > 0 gets a clone while the clones before it worked
+         * (loop 1 always tries: loop 0's fd is the original, not a failed clone). */
+        if (k > 0 && s->lowned[i] && (k == 1 || s->loops[k - 1]->lfd[i] != fd))
             mine = clone_listener(fd);
         l->lfd[i] = mine >= 0 ? mine : fd;
     }
