@@ -531,6 +531,10 @@ static void emfile_server(int port_w, int ctl_r)
     cfg.handler = on_emfile_request;
     cfg.read_header_timeout = 30 * GH_SEC; /* held connections stay */
     cfg.max_workers = 2;
+    /* One loop, one accept queue: "a request behind them waits" needs the probe queued
+     * behind the held connections. With a listener per loop the kernel may queue it on a
+     * loop that accepts it before another loop has used up the descriptors. */
+    cfg.loops = 1;
     if (gh_server_new(&th_srv, &cfg) || gh_server_listen(th_srv, "127.0.0.1", 0) ||
         gh_server_start(th_srv))
         _exit(5);
