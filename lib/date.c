@@ -170,6 +170,6 @@ int gh_date_parse(const char *s, int64_t *t)
         p++;
     if (*p || d < 1 || d > days_in(y, m))
         return GH_EINVAL;
-    *t = days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + sec;
+    *t = days_from_civil(y, m, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
     return 0;
 }

@@ -309,8 +309,9 @@ int gh_content_serve(gh_response_t *w, gh_request_t *r, const gh_content_t *c)
     int64_t mtime = c->mtime;
     char etag[256] = "";
     const char *e = gh_response_header_get(w, "ETag");
-    if (e && strlen(e) < sizeof etag)
-        strcpy(etag, e);
+    size_t el = e ? strlen(e) : 0;
+    if (e && el < sizeof etag)
+        memcpy(etag, e, el + 1);
     if (mtime > 0 && !gh_response_header_get(w, "Last-Modified")) {
         char d[GH_DATE_LEN];
         if (gh_date_format(mtime, d) == 0)
@@ -614,7 +615,9 @@ static int open_beneath(gh_fileserver_t *fs, int rootfd, const char *rel)
     int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK; /* a FIFO must not block us */
     if (fs->symlinks == GH_SYMLINKS_ANY) {
         int fd = openat(rootfd, rel, flags);
-        return fd < 0 ? -errno : fd;
+        if (fd < 0)
+            return -errno;
+        return fd;
     }
 #ifdef GH__HAVE_OPENAT2
     if (!__atomic_load_n(&fs->no_openat2, __ATOMIC_RELAXED)) {
@@ -734,6 +737,9 @@ static void list_dir(gh_fileserver_t *fs, gh_response_t *w, gh_request_t *r, int
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
+    /* readdir is safe here: this DIR stream is private to this call (glibc locks it);
+     * readdir_r is deprecated. */
+    // cppcheck-suppress readdirCalled -- a private DIR stream, see above
     while ((de = readdir(dir)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
@@ -774,7 +780,8 @@ static void list_dir(gh_fileserver_t *fs, gh_response_t *w, gh_request_t *r, int
             /* A colon is escaped too, so a name never reads as a scheme. */
             url_escape(names[i], url, sizeof url - 1);
             if (isdir) {
-                strcat(url, "/");
+                size_t ul = strlen(url); /* url_escape left a byte for the slash */
+                memcpy(url + ul, "/", 2);
                 names[i][l - 1] = '/';
             }
             html_escape(url, href, sizeof href);
@@ -850,7 +857,8 @@ void gh_fileserver_serve(gh_response_t *w, gh_request_t *r, void *data)
         if (!slash && path[1]) {
             char esc[3300];
             url_escape(base, esc, sizeof esc - 1);
-            strcat(esc, "/");
+            size_t el2 = strlen(esc); /* url_escape left a byte for the slash */
+            memcpy(esc + el2, "/", 2);
             close(fd);
             local_redirect(w, r, esc);
             return;

@@ -126,6 +126,7 @@ void gh__loop_wake(gh__loop_t *l)
 static int clone_listener(int fd)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* the analyzer cannot see getsockname fill it */
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
         (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))

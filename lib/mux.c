@@ -744,7 +744,7 @@ static const node_t *host_node(const gh_mux_t *m, const char *host, size_t hl)
     if (hl == 0 || hl >= sizeof low)
         return NULL;
     for (size_t i = 0; i < hl; i++)
-        low[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] - 'A' + 'a') : host[i];
+        low[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + ('a' - 'A') : host[i]);
     return find_kid(m->root, low, hl);
 }
 

@@ -341,7 +341,8 @@ static int flush_queue(gh_watch_t *w)
         if (k == 0)
             return 0;
         w->queued -= (size_t)k;
-        while (k > 0) {
+        /* k <= the bytes of the nodes just sent, so the queue cannot run out first. */
+        while (k > 0 && w->qhead) {
             wq_node_t *q = w->qhead;
             size_t left = q->len - q->off;
             if ((size_t)k < left) {

@@ -954,7 +954,7 @@ static int pmd_offer(const char *v, size_t n, void *arg)
         if (val && vl >= 2 && val[0] == '"' && val[vl - 1] == '"')
             val++, vl -= 2; /* a quoted-string value */
         int bit;
-#define PMD_IS(name) (nl == sizeof name - 1 && strncasecmp(p, name, nl) == 0)
+#define PMD_IS(name) (nl == sizeof(name) - 1 && strncasecmp(p, (name), nl) == 0)
         if (PMD_IS("server_no_context_takeover") && !val) {
             bit = 1;
             srv_nct = 1;
