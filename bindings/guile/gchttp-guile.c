@@ -265,6 +265,20 @@ static gh_netconn_t *conn_nc(SCM conn)
     return scm_foreign_object_ref(conn, CONN_NC);
 }
 
+/* The bytes [start, start + count) of bytevector bv, checked (wrong type or a range past
+ * its end raise the usual Guile errors, naming who); *n is count. */
+static char *bv_slice(SCM bv, SCM start, SCM count, const char *who, size_t *n)
+{
+    if (!scm_is_bytevector(bv))
+        scm_wrong_type_arg_msg(who, 2, bv, "bytevector");
+    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
+    size_t s = scm_to_size_t(start);
+    *n = scm_to_size_t(count);
+    if (s > len || *n > len - s)
+        scm_out_of_range(who, count);
+    return (char *)SCM_BYTEVECTOR_CONTENTS(bv) + s;
+}
+
 /* (gchttp-conn-read! conn bv start count) -> bytes read, 0 at end of stream. Buffered
  * bytes (sent after the request head) come first. */
 static SCM conn_read_x(SCM conn, SCM bv, SCM start, SCM count)
@@ -272,15 +286,11 @@ static SCM conn_read_x(SCM conn, SCM bv, SCM start, SCM count)
     const char *who = "gchttp-conn-read!";
     scm_assert_foreign_object_type(conn_type, conn);
     gh_reader_t *r = scm_foreign_object_ref(conn, CONN_R);
-    if (!scm_is_bytevector(bv))
-        scm_wrong_type_arg_msg(who, 2, bv, "bytevector");
-    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
-    size_t s = scm_to_size_t(start), n = scm_to_size_t(count);
-    if (s > len || n > len - s)
-        scm_out_of_range(who, count);
+    size_t n;
+    char *p = bv_slice(bv, start, count, who, &n);
     if (n == 0)
         return scm_from_int(0);
-    ssize_t got = gh_reader_read(r, (char *)SCM_BYTEVECTOR_CONTENTS(bv) + s, n);
+    ssize_t got = gh_reader_read(r, p, n);
     if (got == GH_EOF)
         got = 0;
     if (got < 0)
@@ -926,13 +936,11 @@ static SCM b_body_read_x(SCM cl, SCM bv, SCM start, SCM count)
 {
     const char *who = "gchttp-body-read";
     struct bclient *c = bclient_live(cl, who);
-    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
-    size_t s = scm_to_size_t(start), n = scm_to_size_t(count);
-    if (s > len || n > len - s)
-        scm_out_of_range(who, count);
+    size_t n;
+    char *p = bv_slice(bv, start, count, who, &n);
     if (n == 0)
         return scm_from_int(0);
-    ssize_t got = gh_request_read(c->r, (char *)SCM_BYTEVECTOR_CONTENTS(bv) + s, n);
+    ssize_t got = gh_request_read(c->r, p, n);
     if (got < 0)
         gh_guile_error(who, (int)got);
     return scm_from_ssize_t(got);
@@ -957,13 +965,11 @@ static SCM b_body_write_x(SCM cl, SCM bv, SCM start, SCM count)
 {
     const char *who = "gchttp-write";
     struct bclient *c = bclient_live(cl, who);
-    size_t len = SCM_BYTEVECTOR_LENGTH(bv);
-    size_t s = scm_to_size_t(start), n = scm_to_size_t(count);
-    if (s > len || n > len - s)
-        scm_out_of_range(who, count);
+    size_t n;
+    const char *p = bv_slice(bv, start, count, who, &n);
     if (n == 0)
         return scm_from_int(0);
-    ssize_t rc = gh_response_write(c->w, (const char *)SCM_BYTEVECTOR_CONTENTS(bv) + s, n);
+    ssize_t rc = gh_response_write(c->w, p, n);
     if (rc < 0)
         gh_guile_error(who, (int)rc);
     return scm_from_size_t(n);
