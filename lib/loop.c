@@ -58,6 +58,7 @@ static const size_t loop_ptrs[] = {
     offsetof(struct gh__loop, evs),
     offsetof(struct gh__loop, fds),
     offsetof(struct gh__loop, timers),
+    offsetof(struct gh__loop, watches),
 };
 static gh_type_t loop_type = GH_TYPE_INIT("loop", struct gh__loop, loop_ptrs);
 
@@ -98,11 +99,14 @@ void gh__loop_close(gh_server_t *s)
 {
     for (int i = 0; i < s->n_loops; i++) {
         gh__loop_t *l = s->loops[i];
+        /* Under mu: gh__loop_fd_mod/del check epfd and use it under mu too. */
+        pthread_mutex_lock(&l->mu);
         if (l->epfd >= 0)
             close(l->epfd);
         if (l->wakefd >= 0)
             close(l->wakefd);
         l->epfd = l->wakefd = -1;
+        pthread_mutex_unlock(&l->mu);
     }
 }
 
@@ -300,7 +304,8 @@ int gh__loop_fd_mod(gh_server_t *s, int i, int fd, uint32_t events)
     int rc = GH_ENOENT;
     if ((size_t)fd < l->fds_cap && l->fds[fd]) {
         struct epoll_event ev = {.events = events, .data.u64 = GH__TAG_FOREIGN | (uint32_t)fd};
-        rc = epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+        /* After the close the epoll set is gone (and its number maybe reused). */
+        rc = l->epfd < 0 ? 0 : epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
@@ -314,7 +319,8 @@ int gh__loop_fd_del(gh_server_t *s, int i, int fd)
     pthread_mutex_lock(&l->mu);
     int rc = GH_ENOENT;
     if ((size_t)fd < l->fds_cap && l->fds[fd]) {
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (l->epfd >= 0)
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
         l->fds[fd] = NULL;
         rc = 0;
     }
@@ -322,17 +328,16 @@ int gh__loop_fd_del(gh_server_t *s, int i, int fd)
     return rc;
 }
 
-/* An event on a foreign descriptor: its callback, outside the lock. A stale event for a
- * descriptor removed in the same batch finds no entry and is dropped. */
-static void on_foreign_event(gh__loop_t *l, int fd, uint32_t ev)
+/* The entry of foreign descriptor fd on l, or NULL: a stale event for a descriptor
+ * removed in the same batch finds none and is dropped. */
+static gh__loop_fd_t *foreign_entry(gh__loop_t *l, int fd)
 {
     gh__loop_fd_t *e = NULL;
     pthread_mutex_lock(&l->mu);
     if ((size_t)fd < l->fds_cap)
         e = l->fds[fd];
     pthread_mutex_unlock(&l->mu);
-    if (e)
-        e->fn(e->obj, fd, ev);
+    return e;
 }
 
 int gh__loop_timer_add(gh_server_t *s, int i, gh_time_t at, gh__loop_timer_fn fn, void *obj,
@@ -387,24 +392,21 @@ int gh__loop_timer_cancel(gh_server_t *s, gh__loop_timer_t *t)
     return rc;
 }
 
-/* Fire l's due timers; *next gets the soonest one left (0: none). */
-static void run_timers(gh__loop_t *l, gh_time_t now, gh_time_t *next)
+/* The next of l's timers due at now, taken off the list; NULL when none is, and *next
+ * gets the soonest one left (0: none). */
+static gh__loop_timer_t *due_timer(gh__loop_t *l, gh_time_t now, gh_time_t *next)
 {
-    for (;;) {
-        pthread_mutex_lock(&l->mu);
-        gh__loop_timer_t *t = l->timers;
-        if (t && t->at <= now) {
-            l->timers = t->next;
-            t->next = NULL;
-        } else {
-            *next = t ? t->at : 0;
-            t = NULL;
-        }
-        pthread_mutex_unlock(&l->mu);
-        if (!t)
-            return;
-        t->fn(t->obj);
+    pthread_mutex_lock(&l->mu);
+    gh__loop_timer_t *t = l->timers;
+    if (t && t->at <= now) {
+        l->timers = t->next;
+        t->next = NULL;
+    } else {
+        *next = t ? t->at : 0;
+        t = NULL;
     }
+    pthread_mutex_unlock(&l->mu);
+    return t;
 }
 
 /* ---- the plain transport (lib/internal.h) ------------------------------------------- */
@@ -721,6 +723,36 @@ static void handoff(gh__loop_t *l, uint64_t v)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Another module's callback on the poller (a watched connection's event, a loop
+ * timer): marked as an inline request is, so that one that runs long or blocks gives
+ * the role away (the same hand-off as a handler's, gh__server_will_block included);
+ * the deposed thread returns from its batch once the callback is over. Nothing to mark
+ * without a monitor: callbacks then run on the poller unwatched. */
+static uint64_t foreign_begin(gh__pctx_t *pc)
+{
+    gh__loop_t *l = pc->l;
+    if (l->server->handoff <= 0)
+        return 0;
+    uint64_t m = inl_begin(l);
+    tls_mark = m;
+    tls_inline = l;
+    return m;
+}
+
+static void release_place(gh__pctx_t *pc);
+
+static void foreign_end(gh__pctx_t *pc, uint64_t m)
+{
+    if (!m)
+        return;
+    tls_inline = NULL;
+    inl_end(pc->l, m);
+    if (!still_poller(pc->l, pc->gen)) {
+        pc->deposed = 1;
+        release_place(pc);
+    }
+}
+
 /* The monitor's tick: until t (monotonic), or until the server closes (mon_cv uses
  * the monotonic clock, see gh_server_new), so that a long handoff_timeout does not
  * hold up gh_server_close. */
@@ -1007,10 +1039,12 @@ __attribute__((noinline)) static void on_conn_event(gh__pctx_t *pc, gh_conn_t *c
         hand_to_worker(s, c);
 }
 
-/* Close every expired connection of l; return the ms until the next deadline (-1:
- * none). */
-static int expire_timers(gh__loop_t *l)
+/* Close every expired connection of pc's loop and run its due timers; return the ms
+ * until the next deadline (-1: none). Returns early if a timer's callback cost this
+ * thread the role (pc->deposed). */
+static int expire_timers(gh__pctx_t *pc)
 {
+    gh__loop_t *l = pc->l;
     gh_time_t now = gh_now();
     gh_time_t next = 0;
     for (;;) {
@@ -1021,7 +1055,14 @@ static int expire_timers(gh__loop_t *l)
         gh__server_conn_close(victim);
     }
     gh_time_t tnext = 0;
-    run_timers(l, now, &tnext);
+    gh__loop_timer_t *t;
+    while ((t = due_timer(l, now, &tnext))) {
+        uint64_t m = foreign_begin(pc);
+        t->fn(t->obj);
+        foreign_end(pc, m);
+        if (pc->deposed)
+            return 0;
+    }
     if (tnext && (!next || tnext < next))
         next = tnext;
     if (l->accept_resume_at) {
@@ -1058,7 +1099,12 @@ __attribute__((noinline)) static void handle_event(gh__pctx_t *pc, uint64_t tag,
         return;
     }
     if (tag & GH__TAG_FOREIGN) {
-        on_foreign_event(l, (int)(uint32_t)tag, ev);
+        gh__loop_fd_t *e = foreign_entry(l, (int)(uint32_t)tag);
+        if (e) {
+            uint64_t m = foreign_begin(pc);
+            e->fn(e->obj, e->fd, ev);
+            foreign_end(pc, m);
+        }
         return;
     }
     if (tag & GH__TAG_LISTENER) {
@@ -1100,7 +1146,9 @@ static void poll_loop(gh__loop_t *l, gh__pctx_t *pc)
             __atomic_store_n(&l->poller_dirty, 0, __ATOMIC_SEQ_CST);
         }
         release_place(pc);
-        int timeout = expire_timers(l);
+        int timeout = expire_timers(pc);
+        if (pc->deposed)
+            return;
         int stopping = __atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&s->closed, __ATOMIC_SEQ_CST))
             return;

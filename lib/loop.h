@@ -7,7 +7,8 @@
  *              change of a connection's phase (its only writer)
  *   loop.c     the event loops (each a poller role), the thread pool and the monitor
  *
- * conn.c, hijack.c, response.c and the rest see a server only through lib/internal.h.
+ * conn.c, hijack.c, response.c and the rest see a server only through lib/internal.h;
+ * watch.c also puts descriptors and timers on a loop (the foreign API below).
  */
 #ifndef GH_LIB_LOOP_H
 #define GH_LIB_LOOP_H
@@ -62,6 +63,7 @@ struct gh__loop {
     struct epoll_event *evs; /* atomic GC block: the poller's batch (numbers only) */
     gh__loop_fd_t **fds;     /* traced: foreign descriptors by number (gh__loop_fd_add) */
     gh__loop_timer_t *timers; /* traced: one-shot timers, soonest first */
+    void *watches;           /* traced: lib/watch.c's watched connections on this loop */
     /* not traced */
     size_t fds_cap;
     pthread_mutex_t mu;
@@ -167,9 +169,12 @@ gh_conn_t *gh__connset_scan(gh__loop_t *l, size_t *i, int idle);
  * a GC object, or a one-shot timer. The loop keeps the object alive (a traced table,
  * never epoll data) until the registration is removed or fires. Callbacks run on the
  * thread holding that loop's poller role, between connection events, outside every
- * lock: they must be quick and must not block (the loop's connections wait for them);
- * they may add, change or remove registrations, their own included. Level-triggered
- * unless events has EPOLLET. */
+ * lock, marked as inline requests are: one that runs past handoff_timeout, or blocks
+ * in a gchttp wait, costs its thread the role, which another pool thread takes (the
+ * first finishes the callback and leaves the batch). So a callback may be entered
+ * again, for another registration, while an earlier one still runs: the module
+ * serialises per object if it must (watch.c does). They may add, change or remove
+ * registrations, their own included. Level-triggered unless events has EPOLLET. */
 typedef void (*gh__loop_fd_fn)(void *obj, int fd, uint32_t events);
 typedef void (*gh__loop_timer_fn)(void *obj);
 /* Watch fd (not closed by the loop) for events on loop i, calling fn(obj, fd, ready).
