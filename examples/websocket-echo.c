@@ -4,8 +4,8 @@
  *   examples/websocket-echo --listen 127.0.0.1:PORT [--stats] [--max-message BYTES]
  *
  * The handler upgrades every request that asks for it (gh_ws_upgrade checks the
- * handshake and answers bad ones); the watch loop then serves the connections, one
- * thread for all of them, and every text or binary message is sent back. Requests that
+ * handshake and answers bad ones); the server's loops then serve the connections, no
+ * thread per connection, and every text or binary message is sent back. Requests that
  * are not upgrades get 426. With --stats, GET /stats and SIGUSR1 report the number of
  * open WebSockets and the live GC bytes after two full collections.
  */

@@ -38,9 +38,12 @@ struct gh_netconn_s {
     char *addrs;        /* "remote\0local\0" (atomic), made on first use */
     /* not traced */
     gh_weak_t resp;     /* weak: the response, while it lives */
-    /* 24 bytes: with the header and the typed-allocation word, a 48-byte block. It is
+    gh_weak_t srv;      /* weak: the server, for gh_watch_start (lib/watch.c) */
+    uint8_t loop;       /* the loop that accepted it (watched there) */
+    /* 40 bytes: with the header and the typed-allocation word, a 64-byte block. It is
      * what an idle hijacked connection costs, with the descriptor and the two bufio
-     * objects; the conn's address string is not kept. */
+     * objects; the conn's address string is not kept. The server is reached weakly so
+     * that a hijacked connection does not keep a closed server's tables alive. */
 };
 
 static const size_t nc_ptrs[] = {offsetof(struct gh_netconn_s, fd),
@@ -98,6 +101,11 @@ const char *gh_netconn_local_addr(const gh_netconn_t *c)
     return a ? a + strlen(a) + 1 : "";
 }
 gh_fd_t *gh_netconn_fd(gh_netconn_t *c) { return c->fd; }
+gh_server_t *gh__netconn_server(gh_netconn_t *c, int *loop)
+{
+    *loop = c->loop;
+    return gh_weak_get(&c->srv); /* under the allocator lock */
+}
 ssize_t gh_netconn_read_fn(void *c, void *buf, size_t n) { return gh_netconn_read(c, buf, n); }
 ssize_t gh_netconn_write_fn(void *c, const void *buf, size_t n) { return gh_netconn_write(c, buf, n); }
 
@@ -252,9 +260,10 @@ int gh_response_hijack(gh_response_t *w, gh_netconn_t **out, gh_bufrw_t *rw)
             return rc;
     }
     gh_netconn_t *nc = gh_obj_new(&gh__netconn_type);
-    if (!nc)
+    if (!nc || gh_weak_set(&nc->srv, s) < 0)
         return GH_ENOMEM;
     nc->fd = c->fd;
+    nc->loop = c->loop;
 
     gh_reader_t *br = c->bufr;
     gh_writer_t *bw;

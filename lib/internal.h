@@ -346,6 +346,25 @@ void gh__server_count_request(gh_conn_t *c, int bad);
 char *gh__sockname(int fd, int peer);
 /* The server's registry of hijacked connections. */
 gh__hjreg_t *gh__server_hijacked(gh_server_t *s);
+/* A watch ended while the server shuts down: wake gh_server_shutdown's wait. */
+void gh__server_idle_changed(gh_server_t *s);
+
+/* ---- hijack.c, watch.c: watched hijacked connections --------------------------------- */
+/* The server that accepted c (NULL once collected) and the loop that did. */
+gh_server_t *gh__netconn_server(gh_netconn_t *c, int *loop);
+/* gh_watch_start in two steps, so that a module (websocket.c) can finish the object its
+ * callbacks reach before the loop may call them: make the watch, then hand it over. */
+int gh__watch_new(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, void *data,
+                  gh_watch_t **out);
+int gh__watch_go(gh_watch_t *w);
+/* gh_server_shutdown began: call the watches' shutdown callbacks. */
+void gh__watch_shutdown(gh_server_t *s);
+/* Watches with a shutdown callback still open (the calling thread's own excepted). */
+int gh__watch_lingering(gh_server_t *s);
+/* gh_server_close, after the loops stopped: end every watch left with GH_ECLOSED. */
+void gh__watch_close_all(gh_server_t *s);
+/* Watches on loop i now. */
+int gh__watch_loop_count(gh_server_t *s, int i);
 
 /* ---- listen.c: listening sockets (non-blocking, close-on-exec, listening) --------- */
 /* Open a listener on host:port (host "" = every address, both families; a name is

@@ -255,6 +255,15 @@ static void close_server(gh_server_t *s, gh_conn_t *keep, gh_time_t deadline)
     gh__loop_stop(s, deadline);
     /* A connection a poller accepted while the first pass ran. */
     close_all(s, keep);
+    /* Watched connections live on the loops, which have stopped: end them here. */
+    gh__watch_close_all(s);
+}
+
+void gh__server_idle_changed(gh_server_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
@@ -262,17 +271,19 @@ int gh_server_shutdown(gh_server_t *s, gh_time_t timeout)
     /* From a handler: its own request is not waited for (server.h), and the wait below
      * must not hold its loop's poller role. */
     gh_conn_t *self = gh__loop_current(s);
-    if (self)
-        gh__will_block();
+    gh__will_block(); /* from a handler or a watch's callback on a poller */
     pthread_mutex_lock(&s->mu);
     __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
     gh__loop_close_listeners(s);
     pthread_mutex_unlock(&s->mu);
     gh__loop_wake_all(s);
+    /* Watched connections with a shutdown callback (WebSockets: a 1001 close) end on
+     * their own; they are waited for with the requests. */
+    gh__watch_shutdown(s);
     gh_time_t deadline = gh_now() + (timeout > 0 ? timeout : 0);
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    while (active_conns(s) > (self ? 1 : 0)) {
+    while (active_conns(s) > (self ? 1 : 0) || gh__watch_lingering(s) > 0) {
         gh_time_t now = gh_now();
         if (now >= deadline) {
             rc = GH_ETIMEDOUT;
@@ -317,6 +328,7 @@ static void loop_stats(gh__loop_t *l, gh_server_stats_t *st)
     st->accept_backoffs += __atomic_load_n(&l->st.accept_backoffs, __ATOMIC_RELAXED);
     st->handoffs += __atomic_load_n(&l->st.handoffs, __ATOMIC_RELAXED);
     st->active_conns += __atomic_load_n(&l->active, __ATOMIC_SEQ_CST);
+    st->watched += gh__watch_loop_count(l->server, l->idx);
 }
 
 void gh_server_stats(gh_server_t *s, gh_server_stats_t *st)

@@ -1,16 +1,28 @@
 /*
- * lib/watch.c: the watch loop that serves hijacked connections with callbacks
- * (gchttp/watch.h).
+ * lib/watch.c: hijacked connections served with callbacks by the event loop that
+ * accepted them (gchttp/watch.h).
  *
- * Internal interface, so that moving watches onto the server's own event loops is a
- * local change: wloop_get() gives the loop a new watch goes to; wloop_add/wloop_del put
- * a descriptor in and out of its epoll set and connection table; wloop_post hands a
- * watch to the loop's thread; wloop_kick wakes it. Today there is one loop, a
- * GC-registered thread started on first use.
+ * A watch lives on one loop of its server, through lib/loop.h's foreign API: the
+ * descriptor is registered in that loop's epoll set with the watch as its object, and
+ * each loop has a watch set (wset_t): a traced table by descriptor, which timers,
+ * shutdown, close and the counts walk, and one loop timer armed at the soonest watch
+ * timer. Work another thread asks for (a close, an abort, a write error, input that
+ * came with the upgrade) is posted as a loop timer due at once.
  *
- * GC: epoll_event.data holds the descriptor number only. The loop object is held by a
- * static pointer (a root) and traces its connection table (gh_ptrs_new) and its
- * pending list; a watch traces its netconn, data, input buffer and output queue.
+ * Callbacks run on the thread holding the loop's poller role. The loop marks them as
+ * it marks inline requests, so a callback that blocks or runs long costs that thread
+ * the role and the loop goes on without it (lib/loop.c: the same hand-off as a
+ * handler's). A watch's own callbacks never overlap: watch_run lets one thread run
+ * them at a time (`running`); what arrives meanwhile is recorded in `pend` and run by
+ * that thread once its callback returns, and the descriptor is parked (EPOLLONESHOT, no
+ * events) so that the new poller does not spin on a level-triggered event it must not
+ * serve.
+ *
+ * GC: epoll carries descriptor numbers only. The loop's foreign table and the watch
+ * set's table keep a watch; a watch traces its netconn, server, set, data, input and
+ * queue. The read buffer is per thread (malloc'd bytes, freed at the thread's exit):
+ * a deposed thread may still be inside a callback with its bytes while the next poller
+ * reads for another watch.
  */
 #include "config.h"
 
@@ -19,24 +31,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop.h"
 
-int gh__watch_new(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, void *data,
-                  gh_watch_t **out);
-int gh__watch_go(gh_watch_t *w);
-
-#define SCRATCH_SIZE 65536   /* the loop's read buffer */
+#define SCRATCH_SIZE 65536   /* the per-thread read buffer */
 #define READS_PER_EVENT 8    /* fairness: then the next connection */
 #define IOV_MAX_BATCH 16
-#define KICK_KEY UINT64_MAX  /* epoll data of the loop's eventfd */
 #define NO_DUE INT64_MAX
+#define IN_EVENTS (EPOLLIN | EPOLLRDHUP)
 
 enum { W_OPEN = 0, W_CLOSING, W_DONE };
+
+/* Work for a watch's runner (watch_run). */
+enum {
+    EV_IN = 1,        /* the descriptor is readable (or hung up) */
+    EV_OUT = 2,       /* writable, or an error */
+    EV_POST = 4,      /* look at the state: a close to finish, a write error */
+    EV_INPUT = 8,     /* offer the input that came with the upgrade */
+    EV_TIMER = 16,    /* its timer is due */
+    EV_SHUTDOWN = 32, /* the server is shutting down */
+    EV_ABORT = 64,    /* end it now with abort_err */
+};
 
 /*
  * A queued piece of output.
@@ -56,202 +74,307 @@ static const size_t wq_ptrs[] = {offsetof(wq_node_t, next), offsetof(wq_node_t, 
 static const char *const wq_names[] = {"next", "buf"};
 static gh_type_t wq_type = GH_TYPE_INIT_NAMED("watchQueue", wq_node_t, wq_ptrs, wq_names);
 
-typedef struct wloop wloop_t;
+typedef struct wset wset_t;
 
 /*
  * watch: see gchttp/watch.h.
  * Alloc:     gh_obj_new in gh_watch_start.
- * Kept by:   loop->table[fd] until it ends or is stopped; loop->pending while posted;
- *            the program.
- * OS state:  nc's descriptor, closed by watch_finish on the loop's thread.
- * Threads:   `mu` guards the queue, state, err and timer_at; `in` and the callbacks
- *            belong to the loop's thread.
+ * Kept by:   its loop's foreign table and its set's table, from gh__watch_go until it
+ *            ends or is stopped; the loop's timer list while a post is due; the
+ *            program.
+ * OS state:  nc's descriptor, closed by watch_finish.
+ * Threads:   `mu` guards the queue, state, err, timer_at, pend and the flags; `in`,
+ *            `cur` and the callbacks belong to the thread that runs it (`running`).
  */
 struct gh_watch_s {
     gh_netconn_t *nc;
-    wloop_t *loop;
+    gh_server_t *server;
+    wset_t *set;
     void *data;
     const gh_watch_ops_t *ops;
     char *in;              /* atomic: unconsumed input, NULL when none */
     char *cur;             /* the bytes `readable` is looking at, during the call */
     wq_node_t *qhead, *qtail;
-    gh_watch_t *pnext;     /* loop->pending list */
     /* not traced */
     pthread_mutex_t mu;
     size_t in_len, in_cap;
     size_t cur_len;
     size_t queued;
     gh_time_t timer_at;
-    int fd;
-    int err;               /* first write error, finished by the loop */
-    uint8_t state;         /* W_* */
-    uint8_t out_armed;     /* EPOLLOUT is in the interest set */
+    int fd, loop;
+    int err;               /* first write error, finished by the runner */
+    int abort_err;         /* what EV_ABORT ends it with */
+    unsigned pend;         /* EV_* waiting for the runner */
+    uint8_t state;         /* W_*; written under mu, read outside it atomically */
+    uint8_t started;       /* registered on its loop (gh__watch_go succeeded) */
+    uint8_t out_armed;     /* EPOLLOUT wanted */
+    uint8_t parked;        /* interest disabled while another thread runs it */
     uint8_t blocked;       /* a write was short: call writable once drained */
-    uint8_t posted;        /* on loop->pending (loop->mu) */
+    uint8_t posted;        /* a post timer is due */
+    uint8_t running;       /* a thread runs its callbacks */
 };
 
-static const size_t w_ptrs[] = {offsetof(gh_watch_t, nc),     offsetof(gh_watch_t, loop),
-                                offsetof(gh_watch_t, data),   offsetof(gh_watch_t, ops),
-                                offsetof(gh_watch_t, in),     offsetof(gh_watch_t, qhead),
-                                offsetof(gh_watch_t, qtail),  offsetof(gh_watch_t, pnext),
-                                offsetof(gh_watch_t, cur)};
-static const char *const w_names[] = {"nc",    "loop",  "data",  "ops", "in",
-                                      "qhead", "qtail", "pnext", "cur"};
+static const size_t w_ptrs[] = {offsetof(gh_watch_t, nc),    offsetof(gh_watch_t, server),
+                                offsetof(gh_watch_t, set),   offsetof(gh_watch_t, data),
+                                offsetof(gh_watch_t, ops),   offsetof(gh_watch_t, in),
+                                offsetof(gh_watch_t, cur),   offsetof(gh_watch_t, qhead),
+                                offsetof(gh_watch_t, qtail)};
+static const char *const w_names[] = {"nc", "server", "set",   "data", "ops",
+                                      "in", "cur",    "qhead", "qtail"};
 static gh_type_t watch_type = GH_TYPE_INIT_NAMED("watch", gh_watch_t, w_ptrs, w_names);
 
 /*
- * The loop.
- * Alloc:     once, gh_obj_new; held by `the_loop` (static, a root) for the process.
- * OS state:  epfd and kick (eventfd), never closed; scratch is malloc'd bytes.
- * Threads:   its thread runs callbacks; `mu` guards table, pending and next_due.
+ * The watches of one loop.
+ * Alloc:     gh_obj_new on the loop's first watch; held by the loop (loop->watches).
+ * Kept by:   its loop (so by the server); its watches.
+ * OS state:  none.
+ * Threads:   any, under mu. Lock order: a watch's mu, then a set's, then the loop's
+ *            (a set's mu is never held while a watch's is taken).
  */
-struct wloop {
-    gh_watch_t **table;    /* gh_ptrs_new(cap), indexed by descriptor */
-    gh_watch_t *pending;   /* posted watches (linked through pnext) */
+struct wset {
+    gh_watch_t **table;    /* gh__ptrs_new(cap), indexed by descriptor */
+    gh__loop_timer_t *tm;  /* the loop timer armed at tm_at, or NULL */
+    gh_server_t *server;
     /* not traced */
-    char *scratch;         /* malloc'd, SCRATCH_SIZE; only bytes */
     pthread_mutex_t mu;
-    size_t cap, count;
-    gh_time_t next_due;    /* earliest timer, NO_DUE */
-    pthread_t thread;
-    int epfd, kick;
+    size_t cap;
+    int count;             /* watches in the table */
+    int graceful;          /* of which have a shutdown callback */
+    gh_time_t tm_at;       /* NO_DUE: no timer armed */
+    int loop;
 };
 
-static const size_t l_ptrs[] = {offsetof(wloop_t, table), offsetof(wloop_t, pending)};
-static const char *const l_names[] = {"table", "pending"};
-static gh_type_t loop_type = GH_TYPE_INIT_NAMED("watchLoop", wloop_t, l_ptrs, l_names);
+static const size_t set_ptrs[] = {offsetof(wset_t, table), offsetof(wset_t, tm),
+                                  offsetof(wset_t, server)};
+static const char *const set_names[] = {"table", "tm", "server"};
+static gh_type_t set_type = GH_TYPE_INIT_NAMED("watchSet", wset_t, set_ptrs, set_names);
 
-static wloop_t *the_loop;
-static pthread_mutex_t loop_init_mu = PTHREAD_MUTEX_INITIALIZER;
-static int loop_threads;
-static __thread int on_loop;
+static size_t n_watched;            /* atomic: watches on every server's loops */
+static __thread gh_watch_t *tls_cur; /* the watch whose callbacks this thread runs */
 
-static void *loop_main(void *arg);
+static void watch_run(gh_watch_t *w, unsigned ev);
+static void watch_finish(gh_watch_t *w, int err);
 
-/* ---- the internal loop interface ----------------------------------------------------- */
-
-static wloop_t *wloop_get(void)
+static int is_done(gh_watch_t *w)
 {
-    wloop_t *l = __atomic_load_n(&the_loop, __ATOMIC_ACQUIRE);
-    if (l)
-        return l;
-    pthread_mutex_lock(&loop_init_mu);
-    l = the_loop;
-    if (!l) {
-        l = gh_obj_new(&loop_type);
-        char *scratch = malloc(SCRATCH_SIZE + 1); /* + the spare byte (watch.h) */
-        if (!l || !scratch) {
-            free(scratch);
-            pthread_mutex_unlock(&loop_init_mu);
-            return NULL;
-        }
-        pthread_mutex_init(&l->mu, NULL);
-        l->scratch = scratch;
-        l->next_due = NO_DUE;
-        l->epfd = epoll_create1(EPOLL_CLOEXEC);
-        l->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KICK_KEY};
-        if (l->epfd < 0 || l->kick < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->kick, &ev) < 0 ||
-            gh__thread_start_quiet(&l->thread, loop_main, l) != 0) {
-            if (l->epfd >= 0)
-                close(l->epfd);
-            if (l->kick >= 0)
-                close(l->kick);
-            free(scratch);
-            pthread_mutex_unlock(&loop_init_mu);
-            return NULL;
-        }
-        loop_threads = 1;
-        __atomic_store_n(&the_loop, l, __ATOMIC_RELEASE);
+    return __atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == W_DONE;
+}
+static void set_state(gh_watch_t *w, int st)
+{
+    __atomic_store_n(&w->state, (uint8_t)st, __ATOMIC_RELEASE);
+}
+
+/* ---- the per-thread read buffer ----------------------------------------------------- */
+
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+static __thread char *tls_rbuf;
+
+static void rbuf_key_make(void) { (void)pthread_key_create(&rbuf_key, free); }
+
+/* SCRATCH_SIZE bytes and the spare one (watch.h), or NULL. */
+static char *rbuf(void)
+{
+    if (tls_rbuf)
+        return tls_rbuf;
+    (void)pthread_once(&rbuf_once, rbuf_key_make);
+    char *p = malloc(SCRATCH_SIZE + 1);
+    if (p && pthread_setspecific(rbuf_key, p) != 0) {
+        free(p);
+        p = NULL;
     }
-    pthread_mutex_unlock(&loop_init_mu);
-    return l;
+    return tls_rbuf = p;
 }
 
-static void wloop_kick(wloop_t *l)
+/* ---- the watch set of a loop ------------------------------------------------------- */
+
+static wset_t *wset_of(gh_server_t *s, int i)
 {
-    uint64_t one = 1;
-    ssize_t k;
-    do
-        k = write(l->kick, &one, sizeof one);
-    while (k < 0 && errno == EINTR);
+    gh__loop_t *l = s->loops[i];
+    wset_t *set = __atomic_load_n(&l->watches, __ATOMIC_ACQUIRE);
+    if (set)
+        return set;
+    wset_t *n = gh_obj_new(&set_type);
+    if (!n)
+        return NULL;
+    pthread_mutex_init(&n->mu, NULL);
+    n->server = s;
+    n->loop = i;
+    n->tm_at = NO_DUE;
+    void *expected = NULL;
+    if (__atomic_compare_exchange_n(&l->watches, &expected, n, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return n;
+    return expected; /* another thread made it first */
 }
 
-/* Hand w to the loop's thread (it looks at w's state there). Any thread. */
-static void wloop_post(wloop_t *l, gh_watch_t *w)
+/* The set of loop i, if it has one. */
+static wset_t *wset_peek(gh_server_t *s, int i)
 {
-    pthread_mutex_lock(&l->mu);
-    int first = !w->posted;
-    if (first) {
-        w->posted = 1;
-        w->pnext = l->pending;
-        l->pending = w;
+    return __atomic_load_n(&s->loops[i]->watches, __ATOMIC_ACQUIRE);
+}
+
+static gh_watch_t *wset_at(wset_t *set, size_t fd)
+{
+    pthread_mutex_lock(&set->mu);
+    gh_watch_t *w = fd < set->cap ? set->table[fd] : NULL;
+    pthread_mutex_unlock(&set->mu);
+    return w;
+}
+
+static void wset_fire(void *obj);
+
+/* Have the set's timer fire by `at`. */
+static void wset_arm(wset_t *set, gh_time_t at)
+{
+    pthread_mutex_lock(&set->mu);
+    if (at >= set->tm_at) {
+        pthread_mutex_unlock(&set->mu);
+        return;
     }
-    pthread_mutex_unlock(&l->mu);
-    if (first && !on_loop)
-        wloop_kick(l);
+    gh__loop_timer_t *old = set->tm, *t = NULL;
+    set->tm = NULL;
+    set->tm_at = NO_DUE;
+    if (gh__loop_timer_add(set->server, set->loop, at, wset_fire, set, &t) == 0) {
+        set->tm = t;
+        set->tm_at = at;
+    }
+    pthread_mutex_unlock(&set->mu);
+    if (old)
+        (void)gh__loop_timer_cancel(set->server, old); /* GH_ENOENT: it fired already */
 }
 
-static int wloop_add(wloop_t *l, gh_watch_t *w)
+/* The set's timer: fire the watches' due timers (a scan of the table, only when the
+ * soonest one is due) and arm for the next. */
+static void wset_fire(void *obj)
 {
-    pthread_mutex_lock(&l->mu);
-    if ((size_t)w->fd >= l->cap) {
-        size_t cap = l->cap ? l->cap : 1024;
+    wset_t *set = obj;
+    gh_time_t now = gh_now();
+    pthread_mutex_lock(&set->mu);
+    if (set->tm_at <= now) {
+        set->tm = NULL;
+        set->tm_at = NO_DUE;
+    }
+    size_t cap = set->cap;
+    pthread_mutex_unlock(&set->mu);
+    gh_time_t next = NO_DUE;
+    for (size_t fd = 0; fd < cap; fd++) {
+        gh_watch_t *w = wset_at(set, fd);
+        if (!w)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        gh_time_t at = w->timer_at;
+        int fire = at && at <= now && w->state != W_DONE;
+        if (fire)
+            w->timer_at = 0;
+        else if (at && at < next)
+            next = at;
+        pthread_mutex_unlock(&w->mu);
+        if (fire)
+            watch_run(w, EV_TIMER);
+    }
+    if (next != NO_DUE)
+        wset_arm(set, next);
+}
+
+/* Put w in its set's table; GH_EEXIST if its descriptor is there already. */
+static int wset_add(gh_watch_t *w)
+{
+    wset_t *set = w->set;
+    pthread_mutex_lock(&set->mu);
+    if ((size_t)w->fd >= set->cap) {
+        size_t cap = set->cap ? set->cap : 256;
         while (cap <= (size_t)w->fd)
             cap *= 2;
         gh_watch_t **t = gh__ptrs_new(cap);
         if (!t) {
-            pthread_mutex_unlock(&l->mu);
+            pthread_mutex_unlock(&set->mu);
             return GH_ENOMEM;
         }
-        if (l->cap)
-            memcpy(t, l->table, l->cap * sizeof *t);
-        l->table = t;
-        l->cap = cap;
+        if (set->cap)
+            memcpy(t, set->table, set->cap * sizeof *t);
+        set->table = t;
+        set->cap = cap;
     }
-    l->table[w->fd] = w;
-    l->count++;
-    pthread_mutex_unlock(&l->mu);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t)w->fd};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0) {
-        int e = -errno;
-        pthread_mutex_lock(&l->mu);
-        l->table[w->fd] = NULL;
-        l->count--;
-        pthread_mutex_unlock(&l->mu);
-        return e;
+    int rc = 0;
+    if (set->table[w->fd]) {
+        rc = GH_EEXIST;
+    } else {
+        set->table[w->fd] = w;
+        set->count++;
+        set->graceful += w->ops->shutdown != NULL;
     }
-    return 0;
+    pthread_mutex_unlock(&set->mu);
+    return rc;
 }
 
-static void wloop_del(wloop_t *l, gh_watch_t *w)
+static void wset_remove(gh_watch_t *w)
 {
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-    pthread_mutex_lock(&l->mu);
-    if ((size_t)w->fd < l->cap && l->table[w->fd] == w) {
-        l->table[w->fd] = NULL;
-        l->count--;
+    wset_t *set = w->set;
+    pthread_mutex_lock(&set->mu);
+    if ((size_t)w->fd < set->cap && set->table[w->fd] == w) {
+        set->table[w->fd] = NULL;
+        set->count--;
+        set->graceful -= w->ops->shutdown != NULL;
     }
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&set->mu);
 }
 
-static gh_watch_t *wloop_lookup(wloop_t *l, int fd)
+/* ---- the loop's side: interest, posts, events ------------------------------------- */
+
+/* The interest w should have. Under w->mu. */
+static uint32_t interest(gh_watch_t *w)
 {
-    pthread_mutex_lock(&l->mu);
-    gh_watch_t *w = (size_t)fd < l->cap ? l->table[fd] : NULL;
-    pthread_mutex_unlock(&l->mu);
-    return w;
+    return IN_EVENTS | (w->out_armed ? EPOLLOUT : 0);
 }
 
-/* The interest set: input always, output while something is queued. Under w->mu. */
+/* Output wanted or not: EPOLLOUT in the interest set while something is queued. Under
+ * w->mu. */
 static void arm_out(gh_watch_t *w, int on)
 {
     if (w->out_armed == on || w->state == W_DONE)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0),
-                             .data.u64 = (uint64_t)w->fd};
-    if (epoll_ctl(w->loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0)
-        w->out_armed = (uint8_t)on;
+    w->out_armed = (uint8_t)on;
+    if (w->started && !w->parked)
+        (void)gh__loop_fd_mod(w->server, w->loop, w->fd, interest(w));
+}
+
+static void post_fire(void *obj)
+{
+    gh_watch_t *w = obj;
+    pthread_mutex_lock(&w->mu);
+    w->posted = 0;
+    pthread_mutex_unlock(&w->mu);
+    watch_run(w, 0);
+}
+
+/* Ask w's runner for ev, from any thread: at once when the calling thread runs w (its
+ * loop goes on after the callback), else through a loop timer due now. */
+static void post(gh_watch_t *w, unsigned ev)
+{
+    pthread_mutex_lock(&w->mu);
+    w->pend |= ev;
+    int need = w->started && !w->running && !w->posted && w->state != W_DONE;
+    if (need)
+        w->posted = 1;
+    pthread_mutex_unlock(&w->mu);
+    if (need && gh__loop_timer_add(w->server, w->loop, 0, post_fire, w, NULL) < 0) {
+        /* The server closed: its close pass ends every watch (gh__watch_close_all). */
+        pthread_mutex_lock(&w->mu);
+        w->posted = 0;
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static void on_fd_event(void *obj, int fd, uint32_t events)
+{
+    (void)fd;
+    unsigned ev = 0;
+    if (events & (EPOLLOUT | EPOLLERR))
+        ev |= EV_OUT;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))
+        ev |= EV_IN;
+    watch_run(obj, ev);
 }
 
 /* ---- output ------------------------------------------------------------------------ */
@@ -358,7 +481,7 @@ static int flush_queue(gh_watch_t *w)
     return 0;
 }
 
-/* Record a write error: the loop ends the watch with it. Under w->mu. */
+/* Record a write error: the runner ends the watch with it. Under w->mu. */
 static void write_failed(gh_watch_t *w, int err)
 {
     if (!w->err)
@@ -413,7 +536,7 @@ static ssize_t watch_writev(gh_watch_t *w, const void *b1, size_t n1, const void
     if (rc < 0) {
         write_failed(w, rc);
         pthread_mutex_unlock(&w->mu);
-        wloop_post(w->loop, w);
+        post(w, EV_POST);
         return rc;
     }
     ssize_t q = (ssize_t)w->queued;
@@ -446,7 +569,21 @@ size_t gh_watch_queued(gh_watch_t *w)
 
 /* ---- the end of a watch ----------------------------------------------------------- */
 
-/* On the loop's thread: forget, close, tell. */
+/* Off the loop and out of the set. */
+static void unregister(gh_watch_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int was = w->started;
+    w->started = 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!was)
+        return;
+    (void)gh__loop_fd_del(w->server, w->loop, w->fd);
+    wset_remove(w);
+    __atomic_sub_fetch(&n_watched, 1, __ATOMIC_RELAXED);
+}
+
+/* By w's runner: forget, close, tell. */
 static void watch_finish(gh_watch_t *w, int err)
 {
     pthread_mutex_lock(&w->mu);
@@ -454,47 +591,56 @@ static void watch_finish(gh_watch_t *w, int err)
         pthread_mutex_unlock(&w->mu);
         return;
     }
-    w->state = W_DONE;
+    set_state(w, W_DONE);
     w->qhead = w->qtail = NULL;
     w->queued = 0;
     w->timer_at = 0;
     pthread_mutex_unlock(&w->mu);
-    wloop_del(w->loop, w);
+    int graceful = w->ops->shutdown != NULL;
+    unregister(w);
     w->in = NULL;
     w->in_len = w->in_cap = 0;
     gh_netconn_close(w->nc);
     if (w->ops->closed)
         w->ops->closed(w, err, w->data);
+    /* A graceful shutdown may be waiting for this one. */
+    if (graceful && gh__server_stopping(w->server))
+        gh__server_idle_changed(w->server);
 }
 
 void gh_watch_close(gh_watch_t *w)
 {
     pthread_mutex_lock(&w->mu);
     if (w->state == W_OPEN)
-        w->state = W_CLOSING;
+        set_state(w, W_CLOSING);
     pthread_mutex_unlock(&w->mu);
-    wloop_post(w->loop, w);
+    post(w, EV_POST);
 }
 
-void gh_watch_abort(gh_watch_t *w)
+/* End w with err: now if the calling thread runs it, else by its runner. */
+static void watch_abort(gh_watch_t *w, int err)
 {
     pthread_mutex_lock(&w->mu);
     if (w->state != W_DONE) {
-        w->state = W_CLOSING;
+        set_state(w, W_CLOSING);
         w->qhead = w->qtail = NULL;
         w->queued = 0;
+        if (!(w->pend & EV_ABORT))
+            w->abort_err = err;
     }
     pthread_mutex_unlock(&w->mu);
-    if (on_loop)
-        watch_finish(w, 0);
+    if (tls_cur == w)
+        watch_finish(w, err);
     else
-        wloop_post(w->loop, w);
+        post(w, EV_ABORT);
 }
+
+void gh_watch_abort(gh_watch_t *w) { watch_abort(w, 0); }
 
 int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t *rw)
 {
     *nc = NULL;
-    if (!on_loop)
+    if (tls_cur != w)
         return GH_EINVAL;
     pthread_mutex_lock(&w->mu);
     int st = w->state, busy = w->qhead != NULL;
@@ -522,20 +668,25 @@ int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t 
         return GH_EINVAL;
     }
     pthread_mutex_lock(&w->mu);
-    w->state = W_DONE;
+    set_state(w, W_DONE);
     w->timer_at = 0;
+    w->pend = 0;
     pthread_mutex_unlock(&w->mu);
-    wloop_del(w->loop, w);
+    int graceful = w->ops->shutdown != NULL;
+    unregister(w);
     w->in = NULL;
     w->in_len = w->in_cap = 0;
     *nc = w->nc;
+    if (graceful && gh__server_stopping(w->server))
+        gh__server_idle_changed(w->server);
     return 0;
 }
 
 /* ---- input ------------------------------------------------------------------------- */
 
-/* Offer the input to the callback; keep what it leaves. p is scratch (n new bytes) or
- * NULL to offer w->in alone. Returns 0, or -1 if the watch ended or was stopped. */
+/* Offer the input to the callback; keep what it leaves. p is the read buffer (n new
+ * bytes) or NULL to offer w->in alone. Returns 0, or -1 if the watch ended or was
+ * stopped. */
 static int deliver(gh_watch_t *w, char *p, size_t n)
 {
     if (p && w->in_len) {
@@ -564,7 +715,7 @@ static int deliver(gh_watch_t *w, char *p, size_t n)
     size_t used = w->ops->readable ? w->ops->readable(w, buf, len, w->data) : len;
     w->cur = NULL;
     w->cur_len = 0;
-    if (w->state == W_DONE)
+    if (is_done(w))
         return -1;
     if (used > len)
         used = len;
@@ -588,15 +739,18 @@ static int deliver(gh_watch_t *w, char *p, size_t n)
     return 0;
 }
 
-static void on_readable(wloop_t *l, gh_watch_t *w)
+static void on_readable(gh_watch_t *w)
 {
+    char *buf = rbuf();
+    if (!buf)
+        return watch_finish(w, GH_ENOMEM);
     gh_fd_t *f = gh_netconn_fd(w->nc);
-    for (int i = 0; i < READS_PER_EVENT && w->state != W_DONE; i++) {
+    for (int i = 0; i < READS_PER_EVENT && !is_done(w); i++) {
         if (gh_fd_acquire(f) < 0)
             return watch_finish(w, GH_EBADF);
         ssize_t k;
         do
-            k = recv(gh_fd_fileno(f), l->scratch, SCRATCH_SIZE, MSG_DONTWAIT);
+            k = recv(gh_fd_fileno(f), buf, SCRATCH_SIZE, MSG_DONTWAIT);
         while (k < 0 && errno == EINTR);
         int e = errno;
         gh_fd_release(f);
@@ -604,7 +758,7 @@ static void on_readable(wloop_t *l, gh_watch_t *w)
             return;
         if (k <= 0)
             return watch_finish(w, k == 0 ? GH_EOF : -e);
-        if (deliver(w, l->scratch, (size_t)k) < 0)
+        if (deliver(w, buf, (size_t)k) < 0)
             return;
         if (k < SCRATCH_SIZE)
             return;
@@ -632,26 +786,83 @@ static void on_writable(gh_watch_t *w)
         w->ops->writable(w, w->data);
 }
 
-/* A posted watch: an error or a close to finish, or input to offer. */
+/* A post: an error or a close to finish. */
 static void on_posted(gh_watch_t *w)
 {
     pthread_mutex_lock(&w->mu);
     int st = w->state, err = w->err, empty = !w->qhead;
     pthread_mutex_unlock(&w->mu);
-    if (st == W_DONE)
-        return;
-    if (err || (st == W_CLOSING && empty)) {
+    if (st != W_DONE && (err || (st == W_CLOSING && empty)))
+        watch_finish(w, err);
+}
+
+/* ---- the runner -------------------------------------------------------------------- */
+
+static void handle(gh_watch_t *w, unsigned ev)
+{
+    if (ev & EV_ABORT) {
+        pthread_mutex_lock(&w->mu);
+        int err = w->abort_err;
+        pthread_mutex_unlock(&w->mu);
         watch_finish(w, err);
         return;
     }
-    if (w->in_len)
+    if (ev & EV_OUT)
+        on_writable(w);
+    if ((ev & EV_POST) && !is_done(w))
+        on_posted(w);
+    if ((ev & EV_INPUT) && !is_done(w) && w->in_len)
         deliver(w, NULL, 0);
+    if ((ev & EV_IN) && !is_done(w))
+        on_readable(w);
+    if ((ev & EV_TIMER) && !is_done(w) && w->ops->timer)
+        w->ops->timer(w, w->data);
+    if ((ev & EV_SHUTDOWN) && !is_done(w) && w->ops->shutdown)
+        w->ops->shutdown(w, w->data);
+}
+
+/* Run w's callbacks for ev (and whatever else is pending), or leave it to the thread
+ * that runs them now. */
+static void watch_run(gh_watch_t *w, unsigned ev)
+{
+    pthread_mutex_lock(&w->mu);
+    w->pend |= ev;
+    if (w->running) {
+        /* That thread was deposed inside a callback (it blocks or runs long): it will
+         * run this when the callback returns. Meanwhile the descriptor's events would
+         * come back on every wait, level-triggered: park it until then. */
+        if ((ev & (EV_IN | EV_OUT)) && !w->parked && w->started && w->state != W_DONE &&
+            gh__loop_fd_mod(w->server, w->loop, w->fd, EPOLLONESHOT) == 0)
+            w->parked = 1;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    w->running = 1;
+    gh_watch_t *outer = tls_cur;
+    tls_cur = w;
+    for (;;) {
+        unsigned e = w->pend;
+        w->pend = 0;
+        if (!e || w->state == W_DONE)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        handle(w, e);
+        pthread_mutex_lock(&w->mu);
+    }
+    if (w->parked) {
+        w->parked = 0;
+        if (w->started && w->state != W_DONE)
+            (void)gh__loop_fd_mod(w->server, w->loop, w->fd, interest(w));
+    }
+    w->running = 0;
+    tls_cur = outer;
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* ---- timers ------------------------------------------------------------------------ */
 
 /* Timers fire on a 4 ms grid, never early: at is rounded up, so that timers set for
- * nearby moments share one scan of the table (run_timers is O(connections)). */
+ * nearby moments share one scan of the table (wset_fire is O(connections)). */
 #define TIMER_GRAIN (4 * GH_MSEC)
 
 void gh_watch_set_timer(gh_watch_t *w, gh_time_t at)
@@ -661,137 +872,34 @@ void gh_watch_set_timer(gh_watch_t *w, gh_time_t at)
     pthread_mutex_lock(&w->mu);
     if (w->state != W_DONE)
         w->timer_at = at;
+    int started = w->started;
     pthread_mutex_unlock(&w->mu);
-    if (!at)
-        return;
-    wloop_t *l = w->loop;
-    pthread_mutex_lock(&l->mu);
-    int sooner = at < l->next_due;
-    if (sooner)
-        l->next_due = at;
-    pthread_mutex_unlock(&l->mu);
-    if (sooner && !on_loop)
-        wloop_kick(l);
-}
-
-/* Fire due timers: a scan of the table, only when the earliest timer is due. */
-static void run_timers(wloop_t *l)
-{
-    gh_time_t now = gh_now();
-    pthread_mutex_lock(&l->mu);
-    if (now < l->next_due) {
-        pthread_mutex_unlock(&l->mu);
-        return;
-    }
-    l->next_due = NO_DUE;
-    size_t cap = l->cap;
-    pthread_mutex_unlock(&l->mu);
-    gh_time_t next = NO_DUE;
-    for (size_t fd = 0; fd < cap; fd++) {
-        gh_watch_t *w = wloop_lookup(l, (int)fd);
-        if (!w)
-            continue;
-        pthread_mutex_lock(&w->mu);
-        gh_time_t at = w->timer_at;
-        int fire = at && at <= now && w->state != W_DONE;
-        if (fire)
-            w->timer_at = 0;
-        else if (at && at < next)
-            next = at;
-        pthread_mutex_unlock(&w->mu);
-        if (fire && w->ops->timer)
-            w->ops->timer(w, w->data);
-    }
-    pthread_mutex_lock(&l->mu);
-    if (next < l->next_due)
-        l->next_due = next;
-    pthread_mutex_unlock(&l->mu);
-}
-
-/* ---- the loop's thread ------------------------------------------------------------- */
-
-static void *loop_main(void *arg)
-{
-    wloop_t *l = arg;
-    on_loop = 1;
-    struct epoll_event ev[64];
-    int dirty = 0;
-    for (;;) {
-        if (dirty) {
-            /* Stale slots of finished callbacks would keep ended watches alive. */
-            gh_gc_scrub_stack();
-            dirty = 0;
-        }
-        pthread_mutex_lock(&l->mu);
-        gh_time_t due = l->next_due;
-        pthread_mutex_unlock(&l->mu);
-        int timeout = -1;
-        if (due != NO_DUE) {
-            gh_time_t left = due - gh_now();
-            timeout = left <= 0 ? 0 : left / GH_MSEC + 1 > INT_MAX ? INT_MAX : (int)(left / GH_MSEC + 1);
-        }
-        int n = epoll_wait(l->epfd, ev, 64, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue; /* the collector's stop-the-world signals */
-            abort();      /* EBADF/EINVAL on our own epoll set: a bug */
-        }
-        for (int i = 0; i < n; i++) {
-            if (ev[i].data.u64 == KICK_KEY) {
-                uint64_t v;
-                ssize_t k;
-                do
-                    k = read(l->kick, &v, sizeof v);
-                while (k < 0 && errno == EINTR);
-                continue;
-            }
-            gh_watch_t *w = wloop_lookup(l, (int)ev[i].data.u64);
-            if (!w)
-                continue;
-            dirty = 1;
-            if (ev[i].events & (EPOLLOUT | EPOLLERR))
-                on_writable(w);
-            if (w->state != W_DONE && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
-                on_readable(l, w);
-        }
-        /* Posted watches, in any order. */
-        for (;;) {
-            pthread_mutex_lock(&l->mu);
-            gh_watch_t *w = l->pending;
-            if (w) {
-                l->pending = w->pnext;
-                w->pnext = NULL;
-                w->posted = 0;
-            }
-            pthread_mutex_unlock(&l->mu);
-            if (!w)
-                break;
-            dirty = 1;
-            on_posted(w);
-        }
-        run_timers(l);
-    }
-    return NULL;
+    if (at && started)
+        wset_arm(w->set, at); /* before the start, gh__watch_go arms it */
 }
 
 /* ---- start ------------------------------------------------------------------------- */
 
 /* Two steps, so that a module can finish its own object (which the callbacks reach)
  * before the loop may call them: gh__watch_new makes the watch, gh__watch_go hands it
- * to the loop. */
+ * to its loop. */
 int gh__watch_new(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, void *data,
                   gh_watch_t **out)
 {
     *out = NULL;
-    wloop_t *l = wloop_get();
-    if (!l)
-        return GH_ENOMEM;
+    int li;
+    gh_server_t *s = gh__netconn_server(nc, &li);
+    if (!s || __atomic_load_n(&s->closed, __ATOMIC_SEQ_CST) || li >= s->n_loops)
+        return GH_ECLOSED;
+    wset_t *set = wset_of(s, li);
     gh_watch_t *w = gh_obj_new(&watch_type);
-    if (!w)
+    if (!set || !w)
         return GH_ENOMEM;
     pthread_mutex_init(&w->mu, NULL);
     w->nc = nc;
-    w->loop = l;
+    w->server = s;
+    w->set = set;
+    w->loop = li;
     w->ops = ops;
     w->data = data;
     const char *p;
@@ -822,11 +930,31 @@ int gh__watch_go(gh_watch_t *w)
     gh_fd_t *f = gh_netconn_fd(w->nc);
     gh_fd_set_read_deadline(f, 0);
     gh_fd_set_write_deadline(f, 0);
-    int rc = wloop_add(w->loop, w);
+    int rc = wset_add(w);
     if (rc < 0)
         return rc;
-    if (w->in_len)
-        wloop_post(w->loop, w);
+    /* Registered under mu: a write from another thread (after on_open) sees either
+     * the registration done or out_armed to carry into it. */
+    pthread_mutex_lock(&w->mu);
+    w->out_armed = w->qhead != NULL;
+    rc = gh__loop_fd_add(w->server, w->loop, w->fd, interest(w), on_fd_event, w);
+    if (rc == 0)
+        w->started = 1;
+    gh_time_t at = w->timer_at;
+    pthread_mutex_unlock(&w->mu);
+    if (rc < 0) {
+        wset_remove(w);
+        return rc;
+    }
+    __atomic_add_fetch(&n_watched, 1, __ATOMIC_RELAXED);
+    if (at)
+        wset_arm(w->set, at);
+    unsigned ev = w->in_len ? EV_INPUT : 0;
+    /* Upgraded while the server shuts down: told at once, as the others were. */
+    if (w->ops->shutdown && gh__server_stopping(w->server))
+        ev |= EV_SHUTDOWN;
+    if (ev)
+        post(w, ev);
     return 0;
 }
 
@@ -845,17 +973,99 @@ int gh_watch_start(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, 
 
 gh_netconn_t *gh_watch_netconn(gh_watch_t *w) { return w->nc; }
 void *gh_watch_data(gh_watch_t *w) { return w->data; }
-int gh_watch_on_loop(void) { return on_loop; }
+int gh_watch_loop(const gh_watch_t *w) { return w->loop; }
+int gh_watch_on_loop(void) { return tls_cur != NULL; }
+size_t gh_watch_count(void) { return __atomic_load_n(&n_watched, __ATOMIC_RELAXED); }
+int gh_watch_loop_threads(void) { return 0; }
 
-size_t gh_watch_count(void)
+/* ---- the server's side (lib/server.c) ---------------------------------------------- */
+
+/* The watches of set, each in turn (those added meanwhile may be missed; the caller
+ * knows why that is fine), as fn(w, arg). */
+static void wset_each(wset_t *set, void (*fn)(gh_watch_t *w, unsigned arg), unsigned arg)
 {
-    wloop_t *l = __atomic_load_n(&the_loop, __ATOMIC_ACQUIRE);
-    if (!l)
-        return 0;
-    pthread_mutex_lock(&l->mu);
-    size_t n = l->count;
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&set->mu);
+    size_t cap = set->cap;
+    pthread_mutex_unlock(&set->mu);
+    for (size_t fd = 0; fd < cap; fd++) {
+        gh_watch_t *w = wset_at(set, fd);
+        if (w)
+            fn(w, arg);
+    }
+}
+
+static void shutdown_one(gh_watch_t *w, unsigned arg)
+{
+    (void)arg;
+    if (w->ops->shutdown)
+        post(w, EV_SHUTDOWN);
+}
+
+/* gh_server_shutdown began (stopping is set: later watches are told at their start). */
+void gh__watch_shutdown(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_loops; i++) {
+        wset_t *set = wset_peek(s, i);
+        if (set)
+            wset_each(set, shutdown_one, 0);
+    }
+}
+
+/* Watches with a shutdown callback still open on s, but the calling thread's own (a
+ * shutdown from a callback does not wait for itself). */
+int gh__watch_lingering(gh_server_t *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_loops; i++) {
+        wset_t *set = wset_peek(s, i);
+        if (!set)
+            continue;
+        pthread_mutex_lock(&set->mu);
+        n += set->graceful;
+        pthread_mutex_unlock(&set->mu);
+    }
+    gh_watch_t *self = tls_cur;
+    if (self && self->server == s && self->ops->shutdown && !is_done(self))
+        n--;
     return n;
 }
 
-int gh_watch_loop_threads(void) { return __atomic_load_n(&loop_threads, __ATOMIC_ACQUIRE); }
+static void close_one(gh_watch_t *w, unsigned arg)
+{
+    (void)arg;
+    /* Its runner, if a thread still runs it, ends it when its callback returns. */
+    pthread_mutex_lock(&w->mu);
+    int mine = w->state != W_DONE;
+    if (mine) {
+        set_state(w, W_CLOSING);
+        w->qhead = w->qtail = NULL;
+        w->queued = 0;
+        if (!(w->pend & EV_ABORT))
+            w->abort_err = GH_ECLOSED;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (mine)
+        watch_run(w, EV_ABORT);
+}
+
+/* gh_server_close, once the loops have stopped: end every watch left (GH_ECLOSED),
+ * on the calling thread. A watch cannot start from now on (its loop is closed). */
+void gh__watch_close_all(gh_server_t *s)
+{
+    for (int i = 0; i < s->n_loops; i++) {
+        wset_t *set = wset_peek(s, i);
+        if (set)
+            wset_each(set, close_one, 0);
+    }
+}
+
+int gh__watch_loop_count(gh_server_t *s, int i)
+{
+    wset_t *set = wset_peek(s, i);
+    if (!set)
+        return 0;
+    pthread_mutex_lock(&set->mu);
+    int n = set->count;
+    pthread_mutex_unlock(&set->mu);
+    return n;
+}

@@ -1,9 +1,9 @@
 /*
- * lib/websocket.c: RFC 6455 server side over the watch loop (gchttp/websocket.h), with
+ * lib/websocket.c: RFC 6455 server side over watches (gchttp/websocket.h), with
  * permessage-deflate (RFC 7692).
  *
- * Input is parsed on the watch loop's thread as it arrives, in place in the loop's
- * scratch buffer: a frame header is gathered in ws->hdr (it may arrive split), the
+ * Input is parsed on the loop's thread as it arrives, in place in the thread's read
+ * buffer: a frame header is gathered in ws->hdr (it may arrive split), the
  * payload is unmasked where it lies and either copied into the message buffer, inflated
  * into it, or handed to on_fragment. Nothing is kept between messages.
  *
@@ -22,11 +22,6 @@
 #include <zlib.h>
 
 #include "internal.h"
-
-/* lib/watch.c: a watch made, then handed to the loop. */
-int gh__watch_new(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, void *data,
-                  gh_watch_t **out);
-int gh__watch_go(gh_watch_t *w);
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define DEFAULT_MAX_MESSAGE ((size_t)16 << 20)
@@ -829,7 +824,16 @@ static void ws_closed(gh_watch_t *w, int err, void *data)
         ws->cfg->on_close(ws, code, ws->reason ? ws->reason : "", ws->cfg->data);
 }
 
-static const gh_watch_ops_t ws_ops = {ws_readable, ws_writable, ws_timer, ws_closed};
+/* The server shuts down: 1001 Going Away (RFC 6455 §7.4.1), and the closing handshake
+ * runs as usual (the shutdown waits for it, up to its deadline). */
+static void ws_shutdown(gh_watch_t *w, void *data)
+{
+    (void)w;
+    (void)gh_ws_close(data, GH_WS_GOING_AWAY, "server shutting down");
+}
+
+static const gh_watch_ops_t ws_ops = {ws_readable, ws_writable, ws_timer, ws_closed,
+                                      ws_shutdown};
 
 /* ---- the opening handshake ----------------------------------------------------------- */
 

@@ -1,9 +1,11 @@
-/* tests/test-watch.c: gchttp/watch.h: a hijacked connection served from the watch loop
+/* tests/test-watch.c: gchttp/watch.h: a hijacked connection served by the server's loop
  * with callbacks, over raw loopback sockets. The watched connection speaks a line
  * protocol (the readable callback consumes whole lines only, so partial input must be
- * kept): "echo X" -> "X", "big" -> 8 MiB queued then "end", "timer" -> "tick" later,
+ * kept): "echo X" -> "X", "big" -> 32 MiB queued then "end", "timer" -> "tick" later,
  * "close" -> "bye" then the close, "stop" -> given back to a thread that answers
- * "stopped:" + the next line through the returned reader. */
+ * "stopped:" + the next line through the returned reader, "block" -> the callback
+ * blocks until the test releases it. Upgrading at /graceful adds a shutdown callback
+ * that answers "going" (and keeps the connection until "close"). */
 #include "config.h"
 
 #include <errno.h>
@@ -29,6 +31,16 @@ static int wait_count(int *counter, int want)
     return th_wait_count(&mu, &cv, counter, want, WAIT_MS);
 }
 static int n_writable, n_closed, last_err, n_started, n_big;
+static int n_blocking, released, n_other_thread, n_overlap;
+
+/* What the handler leaves for its watch's callbacks (the watch's data: traced).
+ * Alloc: gh_obj_new in the handler; kept by the watch. */
+typedef struct rec {
+    pthread_t handler_thread; /* the thread that ran the upgrade (a loop's poller) */
+    int busy;                 /* atomic: readable callbacks running now */
+    int err;                  /* the closed callback's err, + 1 once called */
+} rec_t;
+static gh_type_t rec_type = GH_TYPE_INIT_NOPTRS("watchTestRec", rec_t);
 static ssize_t big_queued;
 static gh_watch_t *watched; /* the last watch started (static: a GC root) */
 static gh_netconn_t *given_back;
@@ -66,9 +78,35 @@ static void *stopped_main(void *arg)
     return NULL;
 }
 
+/* "block": wait (bounded) until the test sets `released`, on the loop's thread. */
+static void block_here(void)
+{
+    bump(&n_blocking);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&mu);
+    while (!released && pthread_cond_timedwait(&cv, &mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&mu);
+}
+
+static size_t lines(gh_watch_t *w, char *p, size_t n);
+
 static size_t on_readable(gh_watch_t *w, char *p, size_t n, void *data)
 {
-    (void)data;
+    rec_t *rc = data;
+    if (__atomic_add_fetch(&rc->busy, 1, __ATOMIC_SEQ_CST) > 1)
+        __atomic_add_fetch(&n_overlap, 1, __ATOMIC_SEQ_CST);
+    if (!pthread_equal(pthread_self(), rc->handler_thread))
+        __atomic_add_fetch(&n_other_thread, 1, __ATOMIC_SEQ_CST);
+    size_t used = lines(w, p, n);
+    __atomic_sub_fetch(&rc->busy, 1, __ATOMIC_SEQ_CST);
+    return used;
+}
+
+static size_t lines(gh_watch_t *w, char *p, size_t n)
+{
     size_t used = 0;
     for (;;) {
         char *nl = memchr(p + used, '\n', n - used);
@@ -94,6 +132,8 @@ static size_t on_readable(gh_watch_t *w, char *p, size_t n, void *data)
             (void)gh_watch_write(w, "bye\n", 4);
             gh_watch_close(w);
             return n;
+        } else if (len == 5 && !memcmp(line, "block", 5)) {
+            block_here();
         } else if (len == 4 && !memcmp(line, "stop", 4)) {
             /* What follows "stop\n" goes back with the connection, in the reader. */
             if (gh_watch_stop(w, used, &given_back, &given_rw) == 0 &&
@@ -118,18 +158,38 @@ static void on_timer(gh_watch_t *w, void *data)
 
 static void on_closed(gh_watch_t *w, int err, void *data)
 {
-    (void)w, (void)data;
+    (void)w;
+    rec_t *rc = data;
     pthread_mutex_lock(&mu);
     last_err = err;
+    rc->err = err + 1;
     pthread_mutex_unlock(&mu);
     bump(&n_closed);
 }
 
-static const gh_watch_ops_t ops = {on_readable, on_writable, on_timer, on_closed};
+static void on_shutdown(gh_watch_t *w, void *data)
+{
+    (void)data;
+    (void)gh_watch_write(w, "going\n", 6);
+}
+
+static const gh_watch_ops_t ops = {on_readable, on_writable, on_timer, on_closed, NULL};
+static const gh_watch_ops_t graceful_ops = {on_readable, on_writable, on_timer, on_closed,
+                                           on_shutdown};
+static rec_t *recs[64]; /* each watch's record, in start order (a GC root) */
 
 static void handler(gh_response_t *w, gh_request_t *r, void *data)
 {
-    (void)r, (void)data;
+    (void)data;
+    if (th_path_is(r, "/plain")) {
+        (void)gh_response_write(w, "ok", 2);
+        return;
+    }
+    rec_t *rc = gh_obj_new(&rec_type);
+    if (!rc)
+        return;
+    memset(rc, 0, sizeof *rc); /* no pointers: maybe atomic, unzeroed memory */
+    rc->handler_thread = pthread_self();
     gh_response_header_set(w, "Upgrade", "lines");
     gh_response_header_set(w, "Connection", "Upgrade");
     if (gh_response_write_header(w, 101) < 0)
@@ -139,12 +199,15 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     if (gh_response_hijack(w, &nc, &rw) < 0)
         return;
     gh_watch_t *wt;
-    if (gh_watch_start(nc, rw.r, &ops, NULL, &wt) < 0) {
+    const gh_watch_ops_t *o = th_path_is(r, "/graceful") ? &graceful_ops : &ops;
+    if (gh_watch_start(nc, rw.r, o, rc, &wt) < 0) {
         gh_netconn_close(nc);
         return;
     }
     pthread_mutex_lock(&mu);
     watched = wt;
+    if (n_started < (int)(sizeof recs / sizeof *recs))
+        recs[n_started] = rc;
     pthread_mutex_unlock(&mu);
     bump(&n_started);
 }
@@ -188,19 +251,23 @@ static int expect(int fd, const char *want)
     }
 }
 
-/* Connect and upgrade; `first` goes in the same send() as the request. */
-static int open_watched(const char *first)
+/* Connect and upgrade at path; `first` goes in the same send() as the request. Waits
+ * for the handler to have started the watch (the k-th of the test). */
+static int open_watched_at(const char *path, const char *first, int k)
 {
     int fd = th_connect_srv();
     char req[512];
-    snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: lines\r\nConnection: Upgrade\r\n\r\n%s",
-             first);
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: t\r\nUpgrade: lines\r\nConnection: Upgrade\r\n\r\n%s",
+             path, first);
     th_send_str(fd, req);
     inlen = 0;
     ck_assert(expect(fd, "\r\n\r\n"));
-    ck_assert(wait_count(&n_started, 1));
+    ck_assert(wait_count(&n_started, k));
     return fd;
 }
+
+static int open_watched(const char *first) { return open_watched_at("/", first, 1); }
 
 START_TEST(test_first_bytes_and_partial_input_are_kept_for_the_next_call)
 {
@@ -209,7 +276,8 @@ START_TEST(test_first_bytes_and_partial_input_are_kept_for_the_next_call)
     th_send_str(fd, "tial\n");
     ck_assert(expect(fd, "partial\n"));
     ck_assert_uint_eq(gh_watch_count(), 1);
-    ck_assert_int_eq(gh_watch_loop_threads(), 1);
+    ck_assert_int_eq(th_stats().watched, 1);
+    ck_assert_int_eq(gh_watch_loop_threads(), 0); /* the server's loops serve it */
     close(fd);
     ck_assert(wait_count(&n_closed, 1));
     ck_assert_int_eq(last_err, GH_EOF);
@@ -328,6 +396,158 @@ START_TEST(test_stop_off_the_loop_is_refused)
 }
 END_TEST
 
+
+/* ---- on the server's loops --------------------------------------------------------- */
+
+static void start_loops(int loops, gh_time_t handoff)
+{
+    gh_server_config_t cfg;
+    gh_server_config_init(&cfg);
+    cfg.handler = handler;
+    cfg.loops = loops;
+    cfg.handoff_timeout = handoff;
+    th_server_start(&cfg);
+}
+
+START_TEST(test_each_watch_is_served_by_the_loop_that_accepted_it)
+{
+    /* No hand-off can happen (10 s): a loop's poller stays one thread, the one that
+     * ran the upgrade inline, and every callback must run there. */
+    enum { LOOPS = 4, N = 16 };
+    start_loops(LOOPS, 10 * GH_SEC);
+    gh_server_stats_t before = th_stats();
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = open_watched_at("/", "", i + 1);
+        char line[32];
+        snprintf(line, sizeof line, "echo conn%d\n", i);
+        th_send_str(fds[i], line);
+        snprintf(line, sizeof line, "conn%d\n", i);
+        ck_assert(expect(fds[i], line));
+    }
+    ck_assert_int_eq(__atomic_load_n(&n_other_thread, __ATOMIC_SEQ_CST), 0);
+    /* Each loop counts its own watches; no thread was started for them. */
+    int used = 0, total = 0;
+    for (int l = 0; l < LOOPS; l++) {
+        gh_server_stats_t st;
+        ck_assert_int_eq(gh_server_loop_stats(th_srv, l, &st), 0);
+        ck_assert_int_eq(st.watched, (int)st.hijacked); /* every hijack of loop l is here */
+        used += st.watched > 0;
+        total += st.watched;
+    }
+    ck_assert_int_eq(total, N);
+    ck_assert_int_ge(used, 2); /* 16 connections over 4 SO_REUSEPORT listeners */
+    gh_server_stats_t after = th_stats();
+    ck_assert_int_eq(after.threads, before.threads);
+    ck_assert_int_eq(after.watched, N);
+    ck_assert_int_eq(gh_watch_loop_threads(), 0);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    ck_assert(wait_count(&n_closed, N));
+    ck_assert_int_eq(th_stats().watched, 0);
+}
+END_TEST
+
+START_TEST(test_a_blocking_callback_hands_its_loop_to_another_thread)
+{
+    start_loops(1, GH_MSEC); /* one loop: A and B share it */
+    int a = open_watched_at("/", "", 1);
+    int b = open_watched_at("/", "", 2);
+    th_send_str(a, "block\n");
+    ck_assert(wait_count(&n_blocking, 1));
+    /* A's callback holds its thread; the loop goes on with another one. */
+    inlen = 0;
+    th_send_str(b, "echo b while a blocks\n");
+    ck_assert(expect(b, "b while a blocks\n"));
+    int h = th_connect_srv();
+    th_send_str(h, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(th_read_status(h), 200);
+    close(h);
+    /* A's next line waits for its blocked callback, then comes in order. */
+    th_send_str(a, "echo a after\n");
+    pthread_mutex_lock(&mu);
+    released = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    inlen = 0;
+    ck_assert(expect(a, "a after\n"));
+    ck_assert_int_eq(__atomic_load_n(&n_overlap, __ATOMIC_SEQ_CST), 0);
+    ck_assert_uint_ge(th_stats().handoffs, 1);
+    close(a);
+    close(b);
+    ck_assert(wait_count(&n_closed, 2));
+}
+END_TEST
+
+START_TEST(test_server_close_ends_watches_with_eclosed)
+{
+    int fd = open_watched("echo one\n");
+    ck_assert(expect(fd, "one\n"));
+    gh_server_close(th_srv);
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_err, GH_ECLOSED);
+    ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
+    ck_assert_uint_eq(gh_watch_count(), 0);
+    close(fd);
+}
+END_TEST
+
+static gh_time_t shutdown_timeout;
+static int shutdown_rc = 1;
+
+static void *shutdown_main(void *arg)
+{
+    (void)arg;
+    int rc = gh_server_shutdown(th_srv, shutdown_timeout);
+    pthread_mutex_lock(&mu);
+    shutdown_rc = rc;
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+START_TEST(test_shutdown_tells_graceful_watches_and_waits_for_them)
+{
+    int g = open_watched_at("/graceful", "", 1);
+    int p = open_watched_at("/", "", 2);
+    shutdown_timeout = (gh_time_t)WAIT_MS * GH_MSEC;
+    pthread_t t;
+    ck_assert_int_eq(gh_thread_start(&t, shutdown_main, NULL), 0);
+    ck_assert(expect(g, "going\n"));
+    /* Still served while the shutdown waits for it. */
+    th_send_str(g, "echo still here\n");
+    ck_assert(expect(g, "still here\n"));
+    th_send_str(g, "close\n");
+    ck_assert(expect(g, "bye\n"));
+    ck_assert_int_eq(th_wait_closed(g, WAIT_MS), 1);
+    ck_assert_int_eq(gh_thread_join(t, NULL), 0);
+    ck_assert_int_eq(shutdown_rc, 0);
+    /* The graceful one ended by its own close; the other one was ended by the server. */
+    ck_assert_int_eq(recs[0]->err, 0 + 1);
+    ck_assert_int_eq(recs[1]->err, GH_ECLOSED + 1);
+    ck_assert_int_eq(th_wait_closed(p, WAIT_MS), 1);
+    close(g);
+    close(p);
+}
+END_TEST
+
+START_TEST(test_shutdown_deadline_ends_a_graceful_watch_that_stays)
+{
+    int g = open_watched_at("/graceful", "", 1);
+    shutdown_timeout = 100 * GH_MSEC;
+    gh_time_t t0 = gh_now();
+    pthread_t t;
+    ck_assert_int_eq(gh_thread_start(&t, shutdown_main, NULL), 0);
+    ck_assert(expect(g, "going\n"));
+    ck_assert_int_eq(gh_thread_join(t, NULL), 0); /* the client never closes */
+    ck_assert_int_eq(shutdown_rc, GH_ETIMEDOUT);
+    ck_assert_int_ge(gh_now() - t0, 100 * GH_MSEC);
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_err, GH_ECLOSED);
+    ck_assert_int_eq(th_wait_closed(g, WAIT_MS), 1);
+    close(g);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
     Suite *s = suite_create("watch");
@@ -341,6 +561,16 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_close_flushes_then_ends_with_closed_0);
     tcase_add_test(tc, test_stop_gives_the_connection_and_unread_input_back);
     tcase_add_test(tc, test_stop_off_the_loop_is_refused);
+    tcase_add_test(tc, test_server_close_ends_watches_with_eclosed);
+    tcase_add_test(tc, test_shutdown_tells_graceful_watches_and_waits_for_them);
+    tcase_add_test(tc, test_shutdown_deadline_ends_a_graceful_watch_that_stays);
     suite_add_tcase(s, tc);
+    /* Servers of their own (loops, hand-off). */
+    TCase *tl = tcase_create("loops");
+    tcase_add_checked_fixture(tl, NULL, teardown);
+    tcase_set_timeout(tl, GH_TEST_TIMEOUT);
+    tcase_add_test(tl, test_each_watch_is_served_by_the_loop_that_accepted_it);
+    tcase_add_test(tl, test_a_blocking_callback_hands_its_loop_to_another_thread);
+    suite_add_tcase(s, tl);
     return s;
 }

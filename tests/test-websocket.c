@@ -1,4 +1,4 @@
-/* tests/test-websocket.c: gchttp/websocket.h (and the watch loop under it) against raw
+/* tests/test-websocket.c: gchttp/websocket.h (and the watches under it) against raw
  * loopback sockets, for protocol violations and exact bytes, and against real clients:
  * Debian's python3-websockets (tests/ws/pyclient.py) and npm's `ws` (tests/ws/client.js,
  * installed into tests/ws/node_modules by tests/ws/install-node-ws.sh, which
@@ -715,7 +715,10 @@ START_TEST(test_thousand_concurrent_websockets)
         expect_message(fds[i], 0x81, m, (size_t)k);
     }
     ck_assert_uint_ge(gh_watch_count(), MANY);
-    ck_assert_int_eq(gh_watch_loop_threads(), 1);
+    gh_server_stats_t st;
+    gh_server_stats(srv, &st);
+    ck_assert_int_ge(st.watched, MANY);
+    ck_assert_int_eq(gh_watch_loop_threads(), 0);
     for (int i = 0; i < MANY; i++)
         send_frame(fds[i], 0x88, 1, "\x03\xe8", 2);
     ck_assert(wait_count(&n_closed, MANY));
@@ -805,6 +808,41 @@ CLIENT_TEST(test_node_close_codes, node, "client.js", "close")
 CLIENT_TEST(test_node_deflate_on_off_and_parameters, node, "client.js", "deflate")
 CLIENT_TEST(test_node_oversize_is_1009, node, "client.js", "oversize")
 
+static int shut_rc = 1;
+
+static void *shut_main(void *arg)
+{
+    (void)arg;
+    int rc = gh_server_shutdown(srv, (gh_time_t)WAIT_MS * GH_MSEC);
+    pthread_mutex_lock(&mu);
+    shut_rc = rc;
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+START_TEST(test_server_shutdown_closes_with_1001_and_waits_for_the_answer)
+{
+    int fd = ws_connect("/echo");
+    send_frame(fd, 0x81, 1, "before", 6);
+    expect_message(fd, 0x81, "before", 6);
+    pthread_t t;
+    ck_assert_int_eq(gh_thread_start(&t, shut_main, NULL), 0);
+    static unsigned char b[256];
+    size_t n;
+    ck_assert_int_eq(th_ws_read_frame(fd, b, sizeof b, &n, WAIT_MS), 0x88);
+    ck_assert_uint_ge(n, 2);
+    ck_assert_int_eq(b[0] << 8 | b[1], GH_WS_GOING_AWAY);
+    /* The shutdown waits for our answer (RFC 6455 §7.1.2), then the server closes. */
+    send_frame(fd, 0x88, 1, "\x03\xe9", 2);
+    ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
+    ck_assert_int_eq(gh_thread_join(t, NULL), 0);
+    ck_assert_int_eq(shut_rc, 0);
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_code, GH_WS_GOING_AWAY);
+    close(fd);
+}
+END_TEST
+
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -857,6 +895,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_unanswered_close_times_out);
     tcase_add_test(tc, test_keepalive_pings_and_a_silent_peer_is_dropped);
     tcase_add_test(tc, test_abrupt_reset_is_reported_1006_and_others_go_on);
+    tcase_add_test(tc, test_server_shutdown_closes_with_1001_and_waits_for_the_answer);
     suite_add_tcase(s, tc);
 
     tc = tcase("load");

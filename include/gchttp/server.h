@@ -229,14 +229,23 @@ GH_EXTERN int gh_server_start(gh_server_t *s) GH_WARN_UNUSED GH_NONNULL(1);
  * calling request's response is then sent in full when the handler returns, with
  * Connection: close, and its connection closed. (Go's Shutdown from a handler waits
  * for the calling request too, and so always runs into its timeout.)
- * Hijacked connections are not the server's (see gh_server_hijacked_foreach).
- * @return 0 if every request (but the caller's) finished in time, GH_ETIMEDOUT
- * otherwise.
+ *
+ * Watched connections (gchttp/watch.h) live on the loops: those with a shutdown
+ * callback are told at once (a WebSocket starts its closing handshake with 1001 Going
+ * Away) and waited for like requests; whatever is left at the deadline, and every
+ * watch without that callback, is ended by the close (its closed callback gets
+ * GH_ECLOSED). Hijacked connections that are not watched are not the server's (see
+ * gh_server_hijacked_foreach).
+ * @return 0 if every request (but the caller's) and every watch with a shutdown
+ * callback (but the caller's) finished in time, GH_ETIMEDOUT otherwise.
  */
 GH_EXTERN int gh_server_shutdown(gh_server_t *s, gh_time_t timeout) GH_NONNULL(1);
 /** Immediate close of listeners and every connection; joins the server's threads
  * (but the calling one, when called from a handler). Handlers still running see their
- * writes fail. Idempotent. @return 0. */
+ * writes fail. Watched connections are ended once the loops have stopped: their closed
+ * callbacks run on the calling thread with GH_ECLOSED (one whose callback still runs
+ * on a thread deposed from a loop ends there, when that callback returns).
+ * Idempotent. @return 0. */
 GH_EXTERN int gh_server_close(gh_server_t *s) GH_NONNULL(1);
 
 /**
@@ -267,6 +276,8 @@ typedef struct gh_server_stats_s {
     unsigned long accept_backoffs; /*< EMFILE/ENFILE back-offs */
     unsigned long handoffs;      /*< times a long handler made the poller's role move */
     int threads;                 /*< pool threads started (at most max_workers + loops) */
+    int watched;                 /*< hijacked connections watched on the loops now
+                                  *  (gchttp/watch.h: WebSockets included) */
 } gh_server_stats_t;
 
 /** The server's figures, summed over its loops. */
@@ -274,8 +285,8 @@ GH_EXTERN void gh_server_stats(gh_server_t *s, gh_server_stats_t *st) GH_NONNULL
 /** How many event loops the server runs (config `loops`, resolved). */
 GH_EXTERN int gh_server_loops(const gh_server_t *s) GH_NONNULL(1);
 /** The figures of loop i (0 <= i < gh_server_loops): accepted, requests, bad_requests,
- * hijacked, closed, open_conns, active_conns, accept_backoffs and handoffs count that
- * loop's connections only; the thread figures (workers, idle_workers, threads) are the
+ * hijacked, closed, open_conns, active_conns, accept_backoffs, handoffs and watched
+ * count that loop's connections only; the thread figures (workers, idle_workers, threads) are the
  * pool's, shared by every loop, and are 0 here. @return 0 or GH_EINVAL (no such loop;
  * st is zeroed). */
 GH_EXTERN int gh_server_loop_stats(gh_server_t *s, int i, gh_server_stats_t *st) GH_NONNULL(1, 3);

@@ -1,28 +1,34 @@
 /*
- * gchttp/watch.h: serving a hijacked connection from an event loop, with callbacks.
+ * gchttp/watch.h: serving a hijacked connection from the server's event loop, with
+ * callbacks.
  *
- * After gh_response_hijack() a program may hand the connection to gchttp's watch loop
- * instead of keeping a thread per connection: the loop reads when the socket is
- * readable and calls back with the bytes, writes what could not be written at once
- * when the socket becomes writable, runs a per-connection timer and reports the end.
- * An idle watched connection costs its gh_watch_t, the netconn and the descriptor:
- * input is read into the loop's scratch buffer and only bytes a callback leaves
- * unconsumed are kept (in a buffer released once drained); output is queued only when
- * the kernel's send buffer is full, and the queue is released once written.
+ * After gh_response_hijack() a program may hand the connection back to the loop that
+ * accepted it instead of keeping a thread per connection: the loop reads when the
+ * socket is readable and calls back with the bytes, writes what could not be written
+ * at once when the socket becomes writable, runs a per-connection timer and reports
+ * the end. An idle watched connection costs its gh_watch_t, the netconn and the
+ * descriptor: input is read into the thread's read buffer and only bytes a callback
+ * leaves unconsumed are kept (in a buffer released once drained); output is queued only
+ * when the kernel's send buffer is full, and the queue is released once written.
+ * Watches need no thread of their own: they share the loops (and their epoll sets)
+ * with the server's HTTP connections. epoll carries descriptor numbers only; the loop
+ * keeps the watch in a table the collector traces.
  *
- * The loop: one GC-registered thread with an epoll set, started on the first
- * gh_watch_start (gh_watch_loop_threads() says how many exist). epoll carries only
- * descriptor numbers; the connections live in the loop's connection table, which the
- * collector traces.
+ * Callbacks run on the thread holding the loop's poller role, between its other
+ * connections' events, and must not block: while one runs, that loop serves nothing
+ * else. If one does run long or block anyway, the loop treats it as a blocking handler:
+ * after handoff_timeout (or at once, when it blocks in a gchttp wait) another pool
+ * thread takes the loop's role and goes on; the first finishes the callback on its own
+ * and leaves. A watch's own callbacks still never overlap: events for it that come
+ * meanwhile are delivered, in order, after that callback returns. With handoff_timeout
+ * < 0 (no monitor) a blocking callback stalls its loop. A callback that must wait (a
+ * database, a file) is better handing the work to another thread and answering with
+ * gh_watch_write from there.
  *
- * Callbacks run on the loop's thread, one at a time, and must not block: while one
- * runs (or blocks), no other watched connection is read, written or timed. A callback
- * that must wait (a database, a file) hands the work to another thread and answers with
- * gh_watch_write from there. (The server's own loops hand a blocking handler's role to
- * another thread; the watch loop does not yet.)
- *
- * Watched connections are the program's, as hijacked ones are: gh_server_shutdown and
- * gh_server_close do not end them; close them (gh_watch_close) when the program stops.
+ * The server ends its watches: gh_server_shutdown calls each one's `shutdown`
+ * callback and waits (to its deadline) for those that have one; gh_server_close ends
+ * every watch left, with GH_ECLOSED. gh_watch_stop gives a connection back to the
+ * program, which then owns it like any hijacked connection.
  */
 #ifndef GCHTTP_WATCH_H
 #define GCHTTP_WATCH_H
@@ -38,16 +44,19 @@ GH_BEGIN_DECLS
 /**
  * A hijacked connection watched by the loop.
  * Alloc:     gh_watch_start (GC object). No _free.
- * Lifetime:  kept by the loop's connection table from gh_watch_start until the watch
- *            ends (the closed callback has run) or is given back (gh_watch_stop); also
- *            by whoever else holds it. The watch keeps its netconn, its callbacks'
- *            `data` (traced: it may be a GC object) and its queued output alive.
- * OS state:  the netconn's descriptor is the watch's: closed when the watch ends,
- *            returned to the caller by gh_watch_stop.
- * Threads:   callbacks on the loop's thread; gh_watch_write*, gh_watch_queued,
- *            gh_watch_set_timer, gh_watch_close and gh_watch_abort from any thread
- *            (writes from several threads are each written whole, in the order of
- *            their calls); gh_watch_stop on the loop's thread only.
+ * Lifetime:  kept by its loop (the loop's traced tables) from gh_watch_start until the
+ *            watch ends (the closed callback has run) or is given back (gh_watch_stop);
+ *            also by whoever else holds it. The watch keeps its netconn, its server,
+ *            its callbacks' `data` (traced: it may be a GC object) and its queued
+ *            output alive.
+ * OS state:  the netconn's descriptor is the watch's: closed when the watch ends
+ *            (at the latest by gh_server_close), returned to the caller by
+ *            gh_watch_stop.
+ * Threads:   callbacks on the loop's poller thread, one at a time per watch;
+ *            gh_watch_write*, gh_watch_queued, gh_watch_set_timer, gh_watch_close and
+ *            gh_watch_abort from any thread (writes from several threads are each
+ *            written whole, in the order of their calls); gh_watch_stop from one of
+ *            the watch's own callbacks only.
  */
 typedef struct gh_watch_s gh_watch_t;
 
@@ -61,8 +70,9 @@ typedef size_t (*gh_watch_read_fn)(gh_watch_t *w, char *p, size_t n, void *data)
  * timer: the time set with gh_watch_set_timer has come (the timer is then unset). */
 typedef void (*gh_watch_event_fn)(gh_watch_t *w, void *data);
 /** The watch ended: err is 0 after gh_watch_close / gh_watch_abort, GH_EOF when the
- * peer closed, or the read or write error (GH_ECONNRESET, GH_EPIPE...). The
- * descriptor is closed. Called once, on the loop's thread; never after gh_watch_stop. */
+ * peer closed, GH_ECLOSED when the server closed, or the read or write error
+ * (GH_ECONNRESET, GH_EPIPE...). The descriptor is closed. Called once, on the loop's
+ * thread (on gh_server_close's thread for GH_ECLOSED); never after gh_watch_stop. */
 typedef void (*gh_watch_closed_fn)(gh_watch_t *w, int err, void *data);
 
 /** The callbacks of a watch. Any may be NULL (readable NULL: input is discarded). */
@@ -71,20 +81,26 @@ typedef struct gh_watch_ops_s {
     gh_watch_event_fn writable;
     gh_watch_event_fn timer;
     gh_watch_closed_fn closed;
+    /** gh_server_shutdown began (or had begun when the watch started): end the
+     * conversation politely and close (gh_watch_close). A watch with this callback is
+     * waited for by the shutdown, up to its deadline; one without it is ended by the
+     * close that follows. */
+    gh_watch_event_fn shutdown;
 } gh_watch_ops_t;
 
 /**
- * Start watching a hijacked connection. Bytes already buffered in r (the reader
- * returned by the hijack: a first frame that came with the upgrade request) are
- * taken from it and offered to `readable` first, on the loop's thread. Call it from
- * the handler right after the hijack, or from any thread later.
+ * Start watching a hijacked connection, on the loop of its server that accepted it.
+ * Bytes already buffered in r (the reader returned by the hijack: a first frame that
+ * came with the upgrade request) are taken from it and offered to `readable` first, on
+ * the loop's thread. Call it from the handler right after the hijack, or from any
+ * thread later.
  * @param nc    the hijacked connection; from now on the watch's (do not read it)
  * @param r     the hijack's reader, or NULL; it must not be used afterwards
  * @param ops   callbacks, in storage that outlives the watch (usually static)
  * @param data  passed to the callbacks (traced: a GC object is kept alive)
  * @param[out] out  the watch
- * @return 0; GH_EBADF if nc is closed; GH_ENOMEM; or the epoll error. On error the
- *         connection is left to the caller, untouched.
+ * @return 0; GH_EBADF if nc is closed; GH_ECLOSED if its server is closed; GH_ENOMEM;
+ *         or the epoll error. On error the connection is left to the caller, untouched.
  */
 GH_EXTERN GH_WARN_UNUSED int gh_watch_start(gh_netconn_t *nc, gh_reader_t *r,
                                             const gh_watch_ops_t *ops, void *data,
@@ -122,15 +138,15 @@ GH_EXTERN void gh_watch_close(gh_watch_t *w) GH_NONNULL(1);
 /** Close now, dropping queued output; the closed callback follows with 0. */
 GH_EXTERN void gh_watch_abort(gh_watch_t *w) GH_NONNULL(1);
 /**
- * Give the connection back (on the loop's thread, from one of this watch's callbacks):
+ * Give the connection back (from one of this watch's callbacks):
  * it is no longer watched, nothing is called any more, and the loop no longer keeps it.
  * @param consumed  from `readable`: how many bytes of its p the callback consumed (the
  *                  rest go into rw); elsewhere 0
  * @param[out] nc  the connection
  * @param[out] rw  a new reader holding the unconsumed input (and reading nc after it)
  *                 and a new writer over nc; may be NULL if no input is pending
- * @return 0; GH_EBUSY if output is still queued (wait for `writable`); GH_EINVAL off
- *         the loop's thread, or with input pending and rw NULL; GH_EBADF if the watch
+ * @return 0; GH_EBUSY if output is still queued (wait for `writable`); GH_EINVAL
+ *         outside the watch's callbacks, or with input pending and rw NULL; GH_EBADF if the watch
  *         already ended; GH_ENOMEM.
  */
 GH_EXTERN GH_WARN_UNUSED int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc,
@@ -139,10 +155,14 @@ GH_EXTERN GH_WARN_UNUSED int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_ne
 GH_EXTERN gh_netconn_t *gh_watch_netconn(gh_watch_t *w) GH_NONNULL(1);
 /** The callbacks' data. */
 GH_EXTERN void *gh_watch_data(gh_watch_t *w) GH_NONNULL(1);
-/** 1 on the loop's thread (where callbacks run). */
+/** The index of the server's loop that serves it (see gh_server_loop_stats). */
+GH_EXTERN int gh_watch_loop(const gh_watch_t *w) GH_NONNULL(1);
+/** 1 while the calling thread runs a watch's callback. */
 GH_EXTERN int gh_watch_on_loop(void);
-/** Connections being watched now, and loop threads started (0 or 1 today). */
+/** Connections being watched now, on every server's loops. */
 GH_EXTERN size_t gh_watch_count(void);
+/** Threads started for watches: 0 (they run on the servers' loops; kept for the
+ * programs written when one watch thread served every watch). */
 GH_EXTERN int gh_watch_loop_threads(void);
 
 GH_END_DECLS

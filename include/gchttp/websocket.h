@@ -1,10 +1,13 @@
 /*
- * gchttp/websocket.h: RFC 6455 WebSockets, server side, served by the watch loop.
+ * gchttp/websocket.h: RFC 6455 WebSockets, server side, served by the server's loops.
  *
  * A handler upgrades its request with gh_ws_upgrade(); from then on the connection is
- * served by the watch loop (gchttp/watch.h) and the program hears about it through the
- * callbacks of its gh_ws_config_t, on the loop's thread (they must not block). Sends
- * work from any thread.
+ * served by the server's loop that accepted it (gchttp/watch.h) and the program hears
+ * about it through the callbacks of its gh_ws_config_t, on that loop's thread (they
+ * must not block; one that does is handed off like a blocking handler). Sends work
+ * from any thread. gh_server_shutdown closes every WebSocket with 1001 Going Away and
+ * waits for the closing handshakes (to its deadline); gh_server_close ends those left
+ * (on_close: GH_WS_ABNORMAL).
  *
  *     static void on_message(gh_ws_t *ws, int op, char *p, size_t n, void *data)
  *     {
@@ -49,11 +52,11 @@ GH_BEGIN_DECLS
 /**
  * One WebSocket connection.
  * Alloc:     gh_ws_upgrade (GC object). No _free.
- * Lifetime:  kept by its watch (so by the watch loop) until on_close has run; then by
+ * Lifetime:  kept by its watch (so by its loop) until on_close has run; then by
  *            whoever still holds it (sends then fail with GH_EBADF). It keeps its
  *            config's `data` alive through the watch.
  * OS state:  the connection's descriptor, closed by the loop at the end.
- * Threads:   callbacks on the watch loop's thread; gh_ws_send*, gh_ws_ping,
+ * Threads:   callbacks on its loop's thread, one at a time; gh_ws_send*, gh_ws_ping,
  *            gh_ws_close, gh_ws_queued from any thread.
  */
 typedef struct gh_ws_s gh_ws_t;
@@ -132,8 +135,8 @@ GH_EXTERN void gh_ws_config_init(gh_ws_config_t *cfg) GH_NONNULL(1);
 
 /**
  * Upgrade the current request to a WebSocket: check the handshake, answer 101 (with
- * the chosen subprotocol and extension), hijack the connection and hand it to the
- * watch loop. A bad handshake is answered here (400 with a reason; 426 with
+ * the chosen subprotocol and extension), hijack the connection and hand it back to
+ * the loop that accepted it. A bad handshake is answered here (400 with a reason; 426 with
  * Sec-WebSocket-Version: 13 for another version; 403 when check_origin refuses) and
  * the handler just returns.
  * @return 0 and *out; GH_EPROTO after answering a bad handshake; or the hijack's or
