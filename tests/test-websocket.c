@@ -802,11 +802,13 @@ CLIENT_TEST(test_python_fragments_and_ping, py, "pyclient.py", "fragments")
 CLIENT_TEST(test_python_close_codes, py, "pyclient.py", "close")
 CLIENT_TEST(test_python_deflate_on_and_off, py, "pyclient.py", "deflate")
 CLIENT_TEST(test_python_oversize_is_1009, py, "pyclient.py", "oversize")
+CLIENT_TEST(test_python_utf8_broken_across_fragments_is_1007, py, "pyclient.py", "badutf8")
 CLIENT_TEST(test_node_echo_sizes_0_to_16mib, node, "client.js", "sizes")
 CLIENT_TEST(test_node_fragments_and_ping, node, "client.js", "fragments")
 CLIENT_TEST(test_node_close_codes, node, "client.js", "close")
 CLIENT_TEST(test_node_deflate_on_off_and_parameters, node, "client.js", "deflate")
 CLIENT_TEST(test_node_oversize_is_1009, node, "client.js", "oversize")
+CLIENT_TEST(test_node_utf8_broken_across_fragments_is_1007, node, "client.js", "badutf8")
 
 static int shut_rc = 1;
 
@@ -911,11 +913,13 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_python_close_codes);
     tcase_add_test(tc, test_python_deflate_on_and_off);
     tcase_add_test(tc, test_python_oversize_is_1009);
+    tcase_add_test(tc, test_python_utf8_broken_across_fragments_is_1007);
     tcase_add_test(tc, test_node_echo_sizes_0_to_16mib);
     tcase_add_test(tc, test_node_fragments_and_ping);
     tcase_add_test(tc, test_node_close_codes);
     tcase_add_test(tc, test_node_deflate_on_off_and_parameters);
     tcase_add_test(tc, test_node_oversize_is_1009);
+    tcase_add_test(tc, test_node_utf8_broken_across_fragments_is_1007);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,8 @@
 //   deflate    permessage-deflate with no_context_takeover both ways and
 //              server_max_window_bits=10 negotiated and echoing; off on /plain
 //   oversize   a 2 KiB message to /small is answered with close 1009
+//   badutf8    a text message whose UTF-8 breaks across its first two fragments is
+//              failed with 1007 before its last fragment is sent
 // Exit 77: the ws package is not installed (tests/ws/install-node-ws.sh).
 'use strict';
 let WebSocket;
@@ -125,6 +127,15 @@ const scenarios = {
     ws.send(Buffer.alloc(2048, 120));
     const c = await ws.closed;
     check(c.code === 1009, 'close code ' + c.code);
+  },
+  async badutf8() {
+    const ws = await open('/plain');
+    // A Buffer sent with binary: false goes out as text, unchecked: "ok" + 0xC3, then a
+    // continuation starting with "(" (0x28), which 0xC3 cannot take. No last fragment.
+    ws.send(Buffer.from([0x6f, 0x6b, 0xc3]), {binary: false, fin: false});
+    ws.send(Buffer.from('(more'), {binary: false, fin: false});
+    const c = await ws.closed;
+    check(c.code === 1007, 'close code ' + c.code);
   },
 };
 

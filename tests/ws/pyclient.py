@@ -11,6 +11,8 @@ Scenarios print "ok" and exit 0, or explain on stderr and exit 1:
   close      client close 4001 is echoed; the server's 4000 "bye" is received
   deflate    permessage-deflate negotiated on /echo, not on /plain; both echo
   oversize   a 2 KiB message to /small is answered with close 1009
+  badutf8    a text message whose UTF-8 breaks across its first two fragments is
+             failed with 1007 before its last fragment is sent
 Exit 77: the websockets module cannot be imported.
 """
 import asyncio
@@ -98,13 +100,27 @@ async def oversize(port):
         check(ws.close_code == 1009, "close code %r" % ws.close_code)
 
 
+async def badutf8(port):
+    async with connect(port, "/plain", compression=None) as ws:
+        # "ok" then 0xC3, a lead byte whose continuation 0x28 ("(") is not one: invalid
+        # only once the second fragment arrives; the message never ends.
+        await ws.write_frame(False, 0x1, b"ok\xc3")
+        await ws.write_frame(False, 0x0, b"(more")
+        try:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+            raise AssertionError("a message came back")
+        except websockets.exceptions.ConnectionClosedError:
+            pass
+        check(ws.close_code == 1007, "close code %r" % ws.close_code)
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     port, name = int(sys.argv[1]), sys.argv[2]
     scenarios = {"sizes": sizes, "fragments": fragments, "close": close,
-                 "deflate": deflate, "oversize": oversize}
+                 "deflate": deflate, "oversize": oversize, "badutf8": badutf8}
     if name not in scenarios:
         print("unknown scenario %r" % name, file=sys.stderr)
         return 2
