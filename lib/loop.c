@@ -311,21 +311,31 @@ int gh__loop_fd_mod(gh_server_t *s, int i, int fd, uint32_t events)
     return rc;
 }
 
-int gh__loop_fd_del(gh_server_t *s, int i, int fd)
+static int fd_remove(gh_server_t *s, int i, int fd, void *obj, int open)
 {
     gh__loop_t *l = loop_of(s, i);
     if (!l || fd < 0)
         return GH_EINVAL;
     pthread_mutex_lock(&l->mu);
     int rc = GH_ENOENT;
-    if ((size_t)fd < l->fds_cap && l->fds[fd]) {
-        if (l->epfd >= 0)
+    if ((size_t)fd < l->fds_cap && l->fds[fd] && (!obj || l->fds[fd]->obj == obj)) {
+        if (open && l->epfd >= 0)
             epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
         l->fds[fd] = NULL;
         rc = 0;
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+int gh__loop_fd_del(gh_server_t *s, int i, int fd, void *obj)
+{
+    return fd_remove(s, i, fd, obj, 1);
+}
+
+int gh__loop_fd_forget(gh_server_t *s, int i, int fd, void *obj)
+{
+    return fd_remove(s, i, fd, obj, 0);
 }
 
 /* The entry of foreign descriptor fd on l, or NULL: a stale event for a descriptor
@@ -472,12 +482,29 @@ static void linger_drain(gh_conn_t *c)
 /* ---- the thread pool ---------------------------------------------------------------- */
 
 /* Start one more pool thread if the limit allows: max_workers threads may serve
- * connections at once, and one more per loop holds its poller's role meanwhile. mu
- * held. */
+ * connections at once, one more per loop holds its poller's role meanwhile, and one
+ * more per thread deposed inside another module's callback (n_foreign_out: such a
+ * thread holds no place among max_workers, and without a thread of its own a vacant
+ * role would wait for the callback to return; see handoff). mu held. */
 static void grow_pool(gh_server_t *s)
 {
-    if (s->closed || s->n_threads >= s->max_workers + s->n_loops)
+    int cap = s->max_workers + s->n_loops + s->n_foreign_out;
+    if (s->closed || s->n_threads >= cap)
         return;
+    if (s->n_threads == s->tids_cap) {
+        /* Only past the first cap (max_workers + n_loops, made by gh_server_new). */
+        int n = s->tids_cap * 2;
+        pthread_t *t = gh_bytes_new((size_t)n * sizeof *t);
+        uint8_t *x = gh_bytes_new((size_t)n);
+        if (!t || !x)
+            return;
+        memcpy(t, s->tids, (size_t)s->n_threads * sizeof *t);
+        memset(x, 0, (size_t)n);
+        memcpy(x, s->texited, (size_t)s->n_threads);
+        s->tids = t;
+        s->texited = x;
+        s->tids_cap = n;
+    }
     pthread_t t;
     if (gh__thread_start_quiet(&t, pool_main, s) == 0)
         s->tids[s->n_threads++] = t;
@@ -577,6 +604,7 @@ __attribute__((noinline)) static void take_role(gh_server_t *s, gh__loop_t *l)
 {
     gh__pctx_t pc = {l, 0, 0, 0, 0};
     __atomic_store_n(&l->poller_vacant, 0, __ATOMIC_SEQ_CST);
+    l->vacant_foreign = 0; /* its deposed thread uncounts itself (foreign_end) */
     pc.gen = __atomic_add_fetch(&l->poller_gen, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n(&l->poller_dirty, 0, __ATOMIC_SEQ_CST);
     /* The request the monitor saw running is the deposed thread's now: the mark is
@@ -640,10 +668,12 @@ static void *pool_main(void *arg)
 
 /* ---- the monitor -------------------------------------------------------------------- */
 
-/* l's poller starts serving a request; returns the value to pass to inl_end. */
-static uint64_t inl_begin(gh__loop_t *l)
+/* l's poller starts serving a request (foreign: another module's callback); returns
+ * the value to pass to inl_end. */
+static uint64_t inl_begin(gh__loop_t *l, int foreign)
 {
-    uint64_t v = ((__atomic_load_n(&l->inl, __ATOMIC_RELAXED) >> 1) + 1) << 1 | 1;
+    uint64_t v = ((__atomic_load_n(&l->inl, __ATOMIC_RELAXED) >> 2) + 1) << 2 |
+                 (foreign ? GH__INL_FOREIGN : 0) | 1;
     __atomic_store_n(&l->inl, v, __ATOMIC_SEQ_CST);
     gh_server_t *s = l->server;
     if (__atomic_load_n(&s->mon_sleeping, __ATOMIC_SEQ_CST)) {
@@ -677,6 +707,10 @@ static int still_poller(gh__loop_t *l, unsigned gen)
     int mine = __atomic_load_n(&l->poller_gen, __ATOMIC_SEQ_CST) == gen;
     if (mine) {
         __atomic_store_n(&l->poller_vacant, 0, __ATOMIC_SEQ_CST);
+        if (l->vacant_foreign) {
+            l->vacant_foreign = 0; /* the callback's thread goes on as the poller */
+            s->n_foreign_out--;
+        }
         __atomic_store_n(&l->poller_dirty, 1, __ATOMIC_SEQ_CST); /* it is mid-request */
     }
     pthread_mutex_unlock(&s->mu);
@@ -716,6 +750,13 @@ static void handoff(gh__loop_t *l, uint64_t v)
          * holder starts clean. */
         __atomic_store_n(&l->poller_dirty, 0, __ATOMIC_SEQ_CST);
         __atomic_add_fetch(&l->st.handoffs, 1, __ATOMIC_RELAXED);
+        if (v & GH__INL_FOREIGN) {
+            /* A callback holds no place among max_workers: the pool may grow by one
+             * for its thread until it takes the role back (still_poller) or, deposed,
+             * returns (foreign_end). */
+            s->n_foreign_out++;
+            l->vacant_foreign = 1;
+        }
         /* With every thread busy, the first one to finish takes the role (the stuck
          * one included). */
         want_thread(s);
@@ -733,7 +774,7 @@ static uint64_t foreign_begin(gh__pctx_t *pc)
     gh__loop_t *l = pc->l;
     if (l->server->handoff <= 0)
         return 0;
-    uint64_t m = inl_begin(l);
+    uint64_t m = inl_begin(l, 1);
     tls_mark = m;
     tls_inline = l;
     return m;
@@ -748,6 +789,12 @@ static void foreign_end(gh__pctx_t *pc, uint64_t m)
     tls_inline = NULL;
     inl_end(pc->l, m);
     if (!still_poller(pc->l, pc->gen)) {
+        /* Deposed for this callback (only handoff opens a vacancy, for the running
+         * mark): handoff counted the thread as an extra one; no longer. */
+        gh_server_t *s = pc->l->server;
+        pthread_mutex_lock(&s->mu);
+        s->n_foreign_out--;
+        pthread_mutex_unlock(&s->mu);
         pc->deposed = 1;
         release_place(pc);
     }
@@ -945,7 +992,7 @@ __attribute__((noinline)) static void serve_inline(gh__pctx_t *pc, gh_conn_t *c)
         __atomic_store_n(&l->poller_dirty, 1, __ATOMIC_SEQ_CST);
     }
     for (int k = 1;; k++) {
-        uint64_t mark = inl_begin(l);
+        uint64_t mark = inl_begin(l, 0);
         tls_mark = mark;
         tls_inline = l;
         tls_conn = c;

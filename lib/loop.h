@@ -30,6 +30,7 @@
 
 #define GH__MAX_LOOPS 256
 #define GH__TAG_FOREIGN (1ULL << 61)
+#define GH__INL_FOREIGN 2      /* loop->inl: the mark is a foreign callback's */
 /* A connection's event carries (id & GH__ID_MASK) << 32 | fd: below the tag bits. */
 #define GH__ID_MASK 0x1fffffffUL
 
@@ -78,7 +79,9 @@ struct gh__loop {
     unsigned poller_gen;     /* atomic: bumped by each thread that takes the role */
     int poller_dirty;        /* atomic: the role's thread served a request since its
                               * last stack scrub (stats count it as a busy worker) */
-    uint64_t inl;            /* atomic: (seq << 1) | 1 while the poller serves a request */
+    uint64_t inl;            /* atomic: (seq << 2) | GH__INL_FOREIGN? | 1 while the poller
+                              * serves a request or runs a foreign callback */
+    int vacant_foreign;      /* the open vacancy deposed a foreign callback (server mu) */
     gh_time_t accept_resume_at;
     gh_time_t accept_backoff;
     gh__loop_stats_t st;
@@ -118,6 +121,8 @@ struct gh_server_s {
      * without it through __atomic loads (kick_queue, gh__server_stopping, pollers). */
     size_t q_head, q_len, q_cap;
     int n_threads, n_idle_workers, max_workers;
+    int tids_cap;            /* entries of tids and texited */
+    int n_foreign_out;       /* threads deposed inside a foreign callback (grow_pool) */
     int running;             /* atomic: threads serving a connection as workers */
     gh_time_t handoff;
     pthread_t monitor;
@@ -185,9 +190,15 @@ int gh__loop_fd_add(gh_server_t *s, int i, int fd, uint32_t events, gh__loop_fd_
 /* Change the events watched for fd on loop i. 0, GH_ENOENT or -errno. */
 int gh__loop_fd_mod(gh_server_t *s, int i, int fd, uint32_t events);
 /* Stop watching fd on loop i and drop the loop's reference to its object; the callback
- * does not run for it afterwards (unless already running). Call it before closing fd.
+ * does not run for it afterwards (unless already running). Only the registration of
+ * obj is removed (NULL: whichever is there). Call it before closing fd: once fd is
+ * closed its number may be another descriptor's, which epoll_ctl would then remove.
  * 0 or GH_ENOENT. */
-int gh__loop_fd_del(gh_server_t *s, int i, int fd);
+int gh__loop_fd_del(gh_server_t *s, int i, int fd, void *obj);
+/* For a descriptor closed already (the kernel dropped its epoll registration): drop
+ * obj's entry from the table only, never touching a descriptor that reused the
+ * number. 0 or GH_ENOENT. */
+int gh__loop_fd_forget(gh_server_t *s, int i, int fd, void *obj);
 /* Call fn(obj) once on loop i's poller thread at (or soon after) the monotonic time at.
  * *out (if out) gets a handle for gh__loop_timer_cancel. 0, GH_EINVAL, GH_ECLOSED or
  * GH_ENOMEM. */

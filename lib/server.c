@@ -103,6 +103,7 @@ int gh_server_new(gh_server_t **out, const gh_server_config_t *cfg)
     if (!s->queue || !s->loops || !s->tids || !s->texited)
         return GH_ENOMEM;
     memset(s->texited, 0, nt); /* atomic memory comes unzeroed */
+    s->tids_cap = (int)nt;
     for (int i = 0; i < s->n_loops; i++) {
         int rc = gh__loop_new(s, i, &s->loops[i]);
         if (rc < 0) {

@@ -578,7 +578,7 @@ static void unregister(gh_watch_t *w)
     pthread_mutex_unlock(&w->mu);
     if (!was)
         return;
-    (void)gh__loop_fd_del(w->server, w->loop, w->fd);
+    (void)gh__loop_fd_del(w->server, w->loop, w->fd, w);
     wset_remove(w);
     __atomic_sub_fetch(&n_watched, 1, __ATOMIC_RELAXED);
 }

@@ -451,8 +451,8 @@ START_TEST(test_loops_foreign_descriptor_runs_its_callback_with_its_object)
     ck_assert(fx_events & EPOLLIN);
     ck_assert_ptr_nonnull(fx_type_seen);
     ck_assert_str_eq(fx_type_seen->name, "context");
-    ck_assert_int_eq(gh__loop_fd_del(th_srv, LOOPS - 1, block_pipe[0]), 0);
-    ck_assert_int_eq(gh__loop_fd_del(th_srv, LOOPS - 1, block_pipe[0]), GH_ENOENT);
+    ck_assert_int_eq(gh__loop_fd_del(th_srv, LOOPS - 1, block_pipe[0], NULL), 0);
+    ck_assert_int_eq(gh__loop_fd_del(th_srv, LOOPS - 1, block_pipe[0], NULL), GH_ENOENT);
     /* Removed: a byte written now is left for whoever reads the pipe. A timer due now
      * fires after the loop's next epoll_wait, which would have reported the pipe. */
     ck_assert_int_eq(write(block_pipe[1], "m", 1), 1);
