@@ -40,6 +40,7 @@ struct gh_netconn_s {
     gh_weak_t resp;     /* weak: the response, while it lives */
     gh_weak_t srv;      /* weak: the server, for gh_watch_start (lib/watch.c) */
     uint8_t loop;       /* the loop that accepted it (watched there) */
+    uint8_t watched;    /* atomic: a watch has it on its loop (lib/watch.c) */
     /* 40 bytes: with the header and the typed-allocation word, a 64-byte block. It is
      * what an idle hijacked connection costs, with the descriptor and the two bufio
      * objects; the conn's address string is not kept. The server is reached weakly so
@@ -58,7 +59,19 @@ ssize_t gh_netconn_write(gh_netconn_t *c, const void *buf, size_t n)
 {
     return gh_fd_write(c->fd, buf, n);
 }
-int gh_netconn_close(gh_netconn_t *c) { return gh_fd_close(c->fd); }
+/* A watched connection's descriptor is registered on its loop by number: closing it
+ * behind the watch would leave the registration to a number the kernel may give to the
+ * next connection. The watch closes it (off its loop first). */
+int gh_netconn_close(gh_netconn_t *c)
+{
+    if (__atomic_load_n(&c->watched, __ATOMIC_ACQUIRE))
+        return gh__watch_netconn_close(c);
+    return gh_fd_close(c->fd);
+}
+void gh__netconn_set_watched(gh_netconn_t *c, int on)
+{
+    __atomic_store_n(&c->watched, (uint8_t)on, __ATOMIC_RELEASE);
+}
 void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at)
 {
     gh_fd_set_read_deadline(c->fd, at);

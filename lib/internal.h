@@ -352,6 +352,11 @@ void gh__server_idle_changed(gh_server_t *s);
 /* ---- hijack.c, watch.c: watched hijacked connections --------------------------------- */
 /* The server that accepted c (NULL once collected) and the loop that did. */
 gh_server_t *gh__netconn_server(gh_netconn_t *c, int *loop);
+/* c is watched (on: from gh__watch_go until the watch has closed it or given it back):
+ * gh_netconn_close then goes through gh__watch_netconn_close. */
+void gh__netconn_set_watched(gh_netconn_t *c, int on);
+/* gh_netconn_close of a watched connection: the watch ends as by gh_watch_abort. */
+int gh__watch_netconn_close(gh_netconn_t *c);
 /* gh_watch_start in two steps, so that a module (websocket.c) can finish the object its
  * callbacks reach before the loop may call them: make the watch, then hand it over. */
 int gh__watch_new(gh_netconn_t *nc, gh_reader_t *r, const gh_watch_ops_t *ops, void *data,

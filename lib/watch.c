@@ -111,7 +111,10 @@ struct gh_watch_s {
     uint8_t parked;        /* interest disabled while another thread runs it */
     uint8_t blocked;       /* a write was short: call writable once drained */
     uint8_t posted;        /* a post timer is due */
+    uint8_t timer_due;     /* the timer fired and its callback has not run (a newer
+                            * gh_watch_set_timer cancels it) */
     uint8_t running;       /* a thread runs its callbacks */
+    uint8_t nc_closed;     /* gh_netconn_close came here once (a second is GH_EBADF) */
 };
 
 static const size_t w_ptrs[] = {offsetof(gh_watch_t, nc),    offsetof(gh_watch_t, server),
@@ -232,10 +235,10 @@ static void wset_arm(wset_t *set, gh_time_t at)
         pthread_mutex_unlock(&set->mu);
         return;
     }
-    gh__loop_timer_t *old = set->tm, *t = NULL;
-    set->tm = NULL;
-    set->tm_at = NO_DUE;
+    gh__loop_timer_t *old = NULL, *t = NULL;
     if (gh__loop_timer_add(set->server, set->loop, at, wset_fire, set, &t) == 0) {
+        /* Else the armed one stays: a late timer beats none. */
+        old = set->tm;
         set->tm = t;
         set->tm_at = at;
     }
@@ -244,8 +247,12 @@ static void wset_arm(wset_t *set, gh_time_t at)
         (void)gh__loop_timer_cancel(set->server, old); /* GH_ENOENT: it fired already */
 }
 
-/* The set's timer: fire the watches' due timers (a scan of the table, only when the
- * soonest one is due) and arm for the next. */
+static void post(gh_watch_t *w, unsigned ev);
+
+/* The set's timer: find the watches whose timers are due (a scan of the table, only
+ * when the soonest one is due), post each its timer and arm for the next. Posted, not
+ * called: each callback then runs marked on its own (one that blocks costs the loop
+ * only itself), and after a watch's callback now running on another thread. */
 static void wset_fire(void *obj)
 {
     wset_t *set = obj;
@@ -265,13 +272,15 @@ static void wset_fire(void *obj)
         pthread_mutex_lock(&w->mu);
         gh_time_t at = w->timer_at;
         int fire = at && at <= now && w->state != W_DONE;
-        if (fire)
+        if (fire) {
             w->timer_at = 0;
-        else if (at && at < next)
+            w->timer_due = 1;
+        } else if (at && at < next) {
             next = at;
+        }
         pthread_mutex_unlock(&w->mu);
         if (fire)
-            watch_run(w, EV_TIMER);
+            post(w, EV_TIMER);
     }
     if (next != NO_DUE)
         wset_arm(set, next);
@@ -328,6 +337,18 @@ static uint32_t interest(gh_watch_t *w)
     return IN_EVENTS | (w->out_armed ? EPOLLOUT : 0);
 }
 
+/* Change w's registration on its loop, with the descriptor held open (so that its
+ * number is still its own). Under w->mu, with w->started. */
+static int fd_mod(gh_watch_t *w, uint32_t events)
+{
+    gh_fd_t *f = gh_netconn_fd(w->nc);
+    if (gh_fd_acquire(f) < 0)
+        return GH_EBADF;
+    int rc = gh__loop_fd_mod(w->server, w->loop, w->fd, events);
+    gh_fd_release(f);
+    return rc;
+}
+
 /* Output wanted or not: EPOLLOUT in the interest set while something is queued. Under
  * w->mu. */
 static void arm_out(gh_watch_t *w, int on)
@@ -336,7 +357,7 @@ static void arm_out(gh_watch_t *w, int on)
         return;
     w->out_armed = (uint8_t)on;
     if (w->started && !w->parked)
-        (void)gh__loop_fd_mod(w->server, w->loop, w->fd, interest(w));
+        (void)fd_mod(w, interest(w));
 }
 
 static void post_fire(void *obj)
@@ -578,7 +599,16 @@ static void unregister(gh_watch_t *w)
     pthread_mutex_unlock(&w->mu);
     if (!was)
         return;
-    (void)gh__loop_fd_del(w->server, w->loop, w->fd, w);
+    /* Off epoll with the descriptor held open, so that the number is still its own; a
+     * descriptor closed already (behind the netconn's back) left epoll with its close,
+     * and its number may be another's now: only the tables forget it. */
+    gh_fd_t *f = gh_netconn_fd(w->nc);
+    if (gh_fd_acquire(f) == 0) {
+        (void)gh__loop_fd_del(w->server, w->loop, w->fd, w);
+        gh_fd_release(f);
+    } else {
+        (void)gh__loop_fd_forget(w->server, w->loop, w->fd, w);
+    }
     wset_remove(w);
     __atomic_sub_fetch(&n_watched, 1, __ATOMIC_RELAXED);
 }
@@ -600,7 +630,10 @@ static void watch_finish(gh_watch_t *w, int err)
     unregister(w);
     w->in = NULL;
     w->in_len = w->in_cap = 0;
-    gh_netconn_close(w->nc);
+    (void)gh_fd_close(gh_netconn_fd(w->nc)); /* not gh_netconn_close: that comes here */
+    /* Only now: a gh_netconn_close until here still finds the watch (or, off the table,
+     * a closed descriptor) and gets GH_EBADF, never a descriptor closed twice over. */
+    gh__netconn_set_watched(w->nc, 0);
     if (w->ops->closed)
         w->ops->closed(w, err, w->data);
     /* A graceful shutdown may be waiting for this one. */
@@ -637,6 +670,33 @@ static void watch_abort(gh_watch_t *w, int err)
 
 void gh_watch_abort(gh_watch_t *w) { watch_abort(w, 0); }
 
+/* gh_netconn_close (or gh_server_close_hijacked) on a watched connection: the watch
+ * ends as by gh_watch_abort, and its runner closes the descriptor after taking it off
+ * the loop. */
+int gh__watch_netconn_close(gh_netconn_t *nc)
+{
+    gh_fd_t *f = gh_netconn_fd(nc);
+    int li;
+    gh_server_t *s = gh__netconn_server(nc, &li);
+    wset_t *set = s && li < s->n_loops ? wset_peek(s, li) : NULL;
+    gh_watch_t *w = NULL;
+    if (set && gh_fd_acquire(f) == 0) {
+        w = wset_at(set, (size_t)gh_fd_fileno(f));
+        gh_fd_release(f);
+    }
+    if (!w || w->nc != nc)
+        return gh_fd_close(f); /* it left its loop meanwhile */
+    /* Looked at and marked in one hold: of two racing closes, one ends the watch. */
+    pthread_mutex_lock(&w->mu);
+    int open = w->state != W_DONE && !(w->pend & EV_ABORT) && !w->nc_closed;
+    w->nc_closed = 1;
+    pthread_mutex_unlock(&w->mu);
+    if (!open)
+        return GH_EBADF;
+    watch_abort(w, 0);
+    return 0;
+}
+
 int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t *rw)
 {
     *nc = NULL;
@@ -667,13 +727,25 @@ int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t 
     } else if (len) {
         return GH_EINVAL;
     }
+    /* Another thread may have written, closed or aborted meanwhile: looked at again
+     * in the same hold that ends the watch. */
     pthread_mutex_lock(&w->mu);
+    if (w->qhead) {
+        pthread_mutex_unlock(&w->mu);
+        return GH_EBUSY;
+    }
+    if (w->state != W_OPEN || w->err || (w->pend & EV_ABORT)) {
+        pthread_mutex_unlock(&w->mu);
+        return GH_EBADF;
+    }
     set_state(w, W_DONE);
     w->timer_at = 0;
+    w->timer_due = 0;
     w->pend = 0;
     pthread_mutex_unlock(&w->mu);
     int graceful = w->ops->shutdown != NULL;
     unregister(w);
+    gh__netconn_set_watched(w->nc, 0); /* the program's again */
     w->in = NULL;
     w->in_len = w->in_cap = 0;
     *nc = w->nc;
@@ -815,8 +887,16 @@ static void handle(gh_watch_t *w, unsigned ev)
         deliver(w, NULL, 0);
     if ((ev & EV_IN) && !is_done(w))
         on_readable(w);
-    if ((ev & EV_TIMER) && !is_done(w) && w->ops->timer)
-        w->ops->timer(w, w->data);
+    if ((ev & EV_TIMER) && !is_done(w)) {
+        /* Still due: a gh_watch_set_timer since it fired (by a callback that ran on
+         * another thread meanwhile) replaced it. */
+        pthread_mutex_lock(&w->mu);
+        int due = w->timer_due;
+        w->timer_due = 0;
+        pthread_mutex_unlock(&w->mu);
+        if (due && w->ops->timer)
+            w->ops->timer(w, w->data);
+    }
     if ((ev & EV_SHUTDOWN) && !is_done(w) && w->ops->shutdown)
         w->ops->shutdown(w, w->data);
 }
@@ -832,7 +912,7 @@ static void watch_run(gh_watch_t *w, unsigned ev)
          * run this when the callback returns. Meanwhile the descriptor's events would
          * come back on every wait, level-triggered: park it until then. */
         if ((ev & (EV_IN | EV_OUT)) && !w->parked && w->started && w->state != W_DONE &&
-            gh__loop_fd_mod(w->server, w->loop, w->fd, EPOLLONESHOT) == 0)
+            fd_mod(w, EPOLLONESHOT) == 0)
             w->parked = 1;
         pthread_mutex_unlock(&w->mu);
         return;
@@ -852,7 +932,7 @@ static void watch_run(gh_watch_t *w, unsigned ev)
     if (w->parked) {
         w->parked = 0;
         if (w->started && w->state != W_DONE)
-            (void)gh__loop_fd_mod(w->server, w->loop, w->fd, interest(w));
+            (void)fd_mod(w, interest(w));
     }
     w->running = 0;
     tls_cur = outer;
@@ -870,8 +950,10 @@ void gh_watch_set_timer(gh_watch_t *w, gh_time_t at)
     if (at > 0 && at < INT64_MAX - TIMER_GRAIN)
         at = (at + TIMER_GRAIN - 1) / TIMER_GRAIN * TIMER_GRAIN;
     pthread_mutex_lock(&w->mu);
-    if (w->state != W_DONE)
+    if (w->state != W_DONE) {
         w->timer_at = at;
+        w->timer_due = 0;
+    }
     int started = w->started;
     pthread_mutex_unlock(&w->mu);
     if (at && started)
@@ -930,30 +1012,41 @@ int gh__watch_go(gh_watch_t *w)
     gh_fd_t *f = gh_netconn_fd(w->nc);
     gh_fd_set_read_deadline(f, 0);
     gh_fd_set_write_deadline(f, 0);
+    /* What to post once registered, looked at before: from the registration on, the
+     * loop may be consuming the input. */
+    unsigned ev = w->in_len ? EV_INPUT : 0;
+    /* Upgraded while the server shuts down: told at once, as the others were. */
+    if (w->ops->shutdown && gh__server_stopping(w->server))
+        ev |= EV_SHUTDOWN;
     int rc = wset_add(w);
     if (rc < 0)
         return rc;
+    __atomic_add_fetch(&n_watched, 1, __ATOMIC_RELAXED); /* before anything may end it */
     /* Registered under mu: a write from another thread (after on_open) sees either
      * the registration done or out_armed to carry into it. */
     pthread_mutex_lock(&w->mu);
     w->out_armed = w->qhead != NULL;
     rc = gh__loop_fd_add(w->server, w->loop, w->fd, interest(w), on_fd_event, w);
-    if (rc == 0)
+    if (rc == 0) {
         w->started = 1;
+        gh__netconn_set_watched(w->nc, 1);
+    }
     gh_time_t at = w->timer_at;
+    /* A close, an abort or a failed write before the start waits in pend. */
+    ev |= w->pend;
     pthread_mutex_unlock(&w->mu);
     if (rc < 0) {
         wset_remove(w);
+        __atomic_sub_fetch(&n_watched, 1, __ATOMIC_RELAXED);
         return rc;
     }
-    __atomic_add_fetch(&n_watched, 1, __ATOMIC_RELAXED);
     if (at)
         wset_arm(w->set, at);
-    unsigned ev = w->in_len ? EV_INPUT : 0;
-    /* Upgraded while the server shuts down: told at once, as the others were. */
-    if (w->ops->shutdown && gh__server_stopping(w->server))
-        ev |= EV_SHUTDOWN;
-    if (ev)
+    /* A gh_netconn_close that came between the look-up of the descriptor and the flag
+     * above closed it behind the watch: end it (unregister only forgets it then). */
+    if (gh_fd_is_closed(gh_netconn_fd(w->nc)))
+        watch_abort(w, GH_EBADF);
+    else if (ev)
         post(w, ev);
     return 0;
 }

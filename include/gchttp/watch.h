@@ -51,7 +51,10 @@ GH_BEGIN_DECLS
  *            output alive.
  * OS state:  the netconn's descriptor is the watch's: closed when the watch ends
  *            (at the latest by gh_server_close), returned to the caller by
- *            gh_watch_stop.
+ *            gh_watch_stop. gh_netconn_close on a watched connection ends the watch
+ *            as gh_watch_abort does (the watch closes the descriptor once it is off
+ *            the loop); closing the descriptor any other way (close() on its number)
+ *            is not allowed.
  * Threads:   callbacks on the loop's poller thread, one at a time per watch;
  *            gh_watch_write*, gh_watch_queued, gh_watch_set_timer, gh_watch_close and
  *            gh_watch_abort from any thread (writes from several threads are each
@@ -69,7 +72,8 @@ typedef size_t (*gh_watch_read_fn)(gh_watch_t *w, char *p, size_t n, void *data)
 /** writable: output that had to be queued is now all written (after a short write).
  * timer: the time set with gh_watch_set_timer has come (the timer is then unset). */
 typedef void (*gh_watch_event_fn)(gh_watch_t *w, void *data);
-/** The watch ended: err is 0 after gh_watch_close / gh_watch_abort, GH_EOF when the
+/** The watch ended: err is 0 after gh_watch_close / gh_watch_abort (or a
+ * gh_netconn_close of its connection, gh_server_close_hijacked's too), GH_EOF when the
  * peer closed, GH_ECLOSED when the server closed, or the read or write error
  * (GH_ECONNRESET, GH_EPIPE...). The descriptor is closed. Called once, on the loop's
  * thread (on gh_server_close's thread for GH_ECLOSED); never after gh_watch_stop. */

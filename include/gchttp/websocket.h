@@ -7,7 +7,7 @@
  * must not block; one that does is handed off like a blocking handler). Sends work
  * from any thread. gh_server_shutdown closes every WebSocket with 1001 Going Away and
  * waits for the closing handshakes (to its deadline); gh_server_close ends those left
- * (on_close: GH_WS_ABNORMAL).
+ * (on_close: 1001, the code sent, if the shutdown came first; else GH_WS_ABNORMAL).
  *
  *     static void on_message(gh_ws_t *ws, int op, char *p, size_t n, void *data)
  *     {
