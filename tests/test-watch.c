@@ -4,7 +4,8 @@
  * kept): "echo X" -> "X", "big" -> 32 MiB queued then "end", "timer" -> "tick" later,
  * "close" -> "bye" then the close, "stop" -> given back to a thread that answers
  * "stopped:" + the next line through the returned reader, "block" -> the callback
- * blocks until the test releases it. Upgrading at /graceful adds a shutdown callback
+ * blocks until the test releases it. A timer callback (the test may set timers itself)
+ * counts, blocks so if the test asked it to, and answers "tick". Upgrading at /graceful adds a shutdown callback
  * that answers "going" (and keeps the connection until "close"). */
 #include "config.h"
 
@@ -39,6 +40,8 @@ typedef struct rec {
     pthread_t handler_thread; /* the thread that ran the upgrade (a loop's poller) */
     int busy;                 /* atomic: readable callbacks running now */
     int err;                  /* the closed callback's err, + 1 once called */
+    int ticks;                /* atomic: timer callbacks run */
+    int block_in_timer;       /* atomic: the next timer callback blocks (block_here) */
 } rec_t;
 static gh_type_t rec_type = GH_TYPE_INIT_NOPTRS("watchTestRec", rec_t);
 static ssize_t big_queued;
@@ -134,6 +137,7 @@ static size_t lines(gh_watch_t *w, char *p, size_t n)
             return n;
         } else if (len == 5 && !memcmp(line, "block", 5)) {
             block_here();
+
         } else if (len == 4 && !memcmp(line, "stop", 4)) {
             /* What follows "stop\n" goes back with the connection, in the reader. */
             if (gh_watch_stop(w, used, &given_back, &given_rw) == 0 &&
@@ -152,7 +156,10 @@ static void on_writable(gh_watch_t *w, void *data)
 
 static void on_timer(gh_watch_t *w, void *data)
 {
-    (void)data;
+    rec_t *rc = data;
+    __atomic_add_fetch(&rc->ticks, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_exchange_n(&rc->block_in_timer, 0, __ATOMIC_SEQ_CST))
+        block_here();
     (void)gh_watch_write(w, "tick\n", 5);
 }
 
@@ -176,7 +183,8 @@ static void on_shutdown(gh_watch_t *w, void *data)
 static const gh_watch_ops_t ops = {on_readable, on_writable, on_timer, on_closed, NULL};
 static const gh_watch_ops_t graceful_ops = {on_readable, on_writable, on_timer, on_closed,
                                            on_shutdown};
-static rec_t *recs[64]; /* each watch's record, in start order (a GC root) */
+static rec_t *recs[64];        /* each watch's record, in start order (a GC root) */
+static gh_watch_t *watches[64]; /* each watch, in start order (a GC root) */
 
 static void handler(gh_response_t *w, gh_request_t *r, void *data)
 {
@@ -206,8 +214,10 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
     }
     pthread_mutex_lock(&mu);
     watched = wt;
-    if (n_started < (int)(sizeof recs / sizeof *recs))
+    if (n_started < (int)(sizeof recs / sizeof *recs)) {
         recs[n_started] = rc;
+        watches[n_started] = wt;
+    }
     pthread_mutex_unlock(&mu);
     bump(&n_started);
 }
@@ -548,6 +558,149 @@ START_TEST(test_shutdown_deadline_ends_a_graceful_watch_that_stays)
 }
 END_TEST
 
+/* The server's descriptor number of the k-th watch (1-based). */
+static int watch_fd(int k)
+{
+    pthread_mutex_lock(&mu);
+    gh_watch_t *w = watches[k - 1];
+    pthread_mutex_unlock(&mu);
+    return gh_fd_fileno(gh_netconn_fd(gh_watch_netconn(w)));
+}
+
+static void release_blocked(void)
+{
+    pthread_mutex_lock(&mu);
+    released = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+START_TEST(test_closing_a_watched_connection_ends_the_watch_and_spares_its_number)
+{
+    int fd = open_watched("echo one\n");
+    ck_assert(expect(fd, "one\n"));
+    /* Behind the watch's back (as gh_server_close_hijacked does): the watch takes it
+     * off its loop, then closes it. */
+    pthread_mutex_lock(&mu);
+    gh_netconn_t *nc = gh_watch_netconn(watched);
+    pthread_mutex_unlock(&mu);
+    ck_assert_int_eq(gh_netconn_close(nc), 0);
+    ck_assert_int_eq(gh_netconn_close(nc), GH_EBADF);
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_err, 0);
+    ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
+    ck_assert_uint_eq(gh_watch_count(), 0);
+    close(fd);
+    /* The number is free for the next connection, whose registration nothing stale
+     * removes: it goes on serving request after request. */
+    int h = th_connect_srv();
+    for (int i = 0; i < 3; i++) {
+        th_send_str(h, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+        ck_assert_int_eq(th_read_status(h), 200);
+    }
+    close(h);
+}
+END_TEST
+
+START_TEST(test_a_timer_set_again_while_its_watch_was_busy_elsewhere_waits_for_the_new_time)
+{
+    start_loops(1, GH_MSEC); /* one loop: both watches share its timer scan */
+    int c[2];
+    c[0] = open_watched_at("/", "", 1);
+    c[1] = open_watched_at("/", "", 2);
+    /* A is the first in the scan of due timers (the lower number), B the second. */
+    int a = watch_fd(1) < watch_fd(2) ? 0 : 1, b = 1 - a;
+    gh_watch_t *wa = watches[a], *wb = watches[b];
+    th_send_str(c[a], "block\n");
+    ck_assert(wait_count(&n_blocking, 1));
+    /* A's timer comes due while its callback blocks on another thread: it waits for
+     * that callback. B's, due no earlier, is posted after A's: its tick says A's has
+     * fired. */
+    gh_time_t t = gh_now();
+    gh_watch_set_timer(wa, t);
+    gh_watch_set_timer(wb, t + GH_MSEC);
+    inlen = 0;
+    ck_assert(expect(c[b], "tick\n"));
+    /* Set again before A's callback returns: the fired one is void. */
+    gh_watch_set_timer(wa, t + 60 * GH_SEC);
+    release_blocked();
+    inlen = 0;
+    th_send_str(c[a], "echo done\n");
+    ck_assert(expect(c[a], "done\n"));
+    th_send_str(c[a], "echo again\n"); /* after whatever ran with "done" */
+    ck_assert(expect(c[a], "again\n"));
+    ck_assert_int_eq(__atomic_load_n(&recs[a]->ticks, __ATOMIC_SEQ_CST), 0);
+    ck_assert_int_eq(__atomic_load_n(&recs[b]->ticks, __ATOMIC_SEQ_CST), 1);
+    close(c[0]);
+    close(c[1]);
+    ck_assert(wait_count(&n_closed, 2));
+}
+END_TEST
+
+START_TEST(test_a_timer_callback_that_blocks_delays_no_other_timer)
+{
+    start_loops(1, GH_MSEC);
+    int c[2];
+    c[0] = open_watched_at("/", "", 1);
+    c[1] = open_watched_at("/", "", 2);
+    int a = watch_fd(1) < watch_fd(2) ? 0 : 1, b = 1 - a;
+    /* Both due in the same scan, A first; A's callback blocks. */
+    __atomic_store_n(&recs[a]->block_in_timer, 1, __ATOMIC_SEQ_CST);
+    gh_time_t t = gh_now() + 10 * GH_MSEC;
+    gh_watch_set_timer(watches[a], t);
+    gh_watch_set_timer(watches[b], t);
+    ck_assert(wait_count(&n_blocking, 1));
+    inlen = 0;
+    ck_assert(expect(c[b], "tick\n")); /* while A's still blocks */
+    release_blocked();
+    inlen = 0;
+    ck_assert(expect(c[a], "tick\n"));
+    close(c[0]);
+    close(c[1]);
+    ck_assert(wait_count(&n_closed, 2));
+}
+END_TEST
+
+START_TEST(test_callbacks_blocking_on_every_thread_still_leave_one_to_poll)
+{
+    /* One loop and one worker: two threads, until callbacks hold them. */
+    gh_server_config_t cfg;
+    gh_server_config_init(&cfg);
+    cfg.handler = handler;
+    cfg.loops = 1;
+    cfg.max_workers = 1;
+    cfg.handoff_timeout = GH_MSEC;
+    th_server_start(&cfg);
+    enum { BLOCKED = 3 };
+    int c[BLOCKED + 1];
+    for (int i = 0; i <= BLOCKED; i++)
+        c[i] = open_watched_at("/", "", i + 1);
+    for (int i = 0; i < BLOCKED; i++) {
+        th_send_str(c[i], "block\n");
+        ck_assert(wait_count(&n_blocking, i + 1));
+    }
+    /* Each blocked callback cost its thread the role; the loop still serves. */
+    inlen = 0;
+    th_send_str(c[BLOCKED], "echo free\n");
+    ck_assert(expect(c[BLOCKED], "free\n"));
+    int h = th_connect_srv();
+    th_send_str(h, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(th_read_status(h), 200);
+    close(h);
+    ck_assert_int_ge(th_stats().threads, BLOCKED + 1);
+    release_blocked();
+    for (int i = 0; i < BLOCKED; i++) {
+        th_send_str(c[i], "echo back\n");
+        inlen = 0;
+        ck_assert(expect(c[i], "back\n"));
+    }
+    ck_assert_int_eq(__atomic_load_n(&n_overlap, __ATOMIC_SEQ_CST), 0);
+    for (int i = 0; i <= BLOCKED; i++)
+        close(c[i]);
+    ck_assert(wait_count(&n_closed, BLOCKED + 1));
+}
+END_TEST
+
 Suite *test_suite(void)
 {
     Suite *s = suite_create("watch");
@@ -562,6 +715,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_stop_gives_the_connection_and_unread_input_back);
     tcase_add_test(tc, test_stop_off_the_loop_is_refused);
     tcase_add_test(tc, test_server_close_ends_watches_with_eclosed);
+    tcase_add_test(tc, test_closing_a_watched_connection_ends_the_watch_and_spares_its_number);
     tcase_add_test(tc, test_shutdown_tells_graceful_watches_and_waits_for_them);
     tcase_add_test(tc, test_shutdown_deadline_ends_a_graceful_watch_that_stays);
     suite_add_tcase(s, tc);
@@ -571,6 +725,9 @@ Suite *test_suite(void)
     tcase_set_timeout(tl, GH_TEST_TIMEOUT);
     tcase_add_test(tl, test_each_watch_is_served_by_the_loop_that_accepted_it);
     tcase_add_test(tl, test_a_blocking_callback_hands_its_loop_to_another_thread);
+    tcase_add_test(tl, test_a_timer_set_again_while_its_watch_was_busy_elsewhere_waits_for_the_new_time);
+    tcase_add_test(tl, test_a_timer_callback_that_blocks_delays_no_other_timer);
+    tcase_add_test(tl, test_callbacks_blocking_on_every_thread_still_leave_one_to_poll);
     suite_add_tcase(s, tl);
     return s;
 }

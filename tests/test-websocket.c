@@ -33,7 +33,7 @@
 static gh_server_t *srv;
 static int port;
 static gh_ws_config_t echo_cfg, small_cfg, stream_cfg, proto_cfg, hold_cfg, quick_cfg,
-    probe_cfg, plain_cfg, text_cfg, ping_cfg;
+    probe_cfg, plain_cfg, text_cfg, ping_cfg, doomed_cfg;
 static const char *const protos[] = {"chat.v2", "chat.v1", NULL};
 
 /* What the callbacks saw; read on the test thread under mu. */
@@ -79,6 +79,10 @@ static void on_open(gh_ws_t *ws, void *data)
         probes[0] = gh_probe_new(ws);
         probes[1] = gh_probe_new(gh_ws_watch(ws));
     }
+    /* Aborted before its watch is started: the abort is posted to a watch whose loop
+     * has not seen it yet, and must still end it once it starts. */
+    if (data == &doomed_cfg)
+        gh_watch_abort(gh_ws_watch(ws));
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
@@ -122,6 +126,7 @@ static void handler(gh_response_t *w, gh_request_t *r, void *data)
                                 : !strcmp(t, "/plain")  ? &plain_cfg
                                 : !strcmp(t, "/text")   ? &text_cfg
                                 : !strcmp(t, "/ping")   ? &ping_cfg
+                                : !strcmp(t, "/doomed") ? &doomed_cfg
                                                         : &echo_cfg;
     gh_ws_t *ws;
     if (gh_ws_upgrade(w, r, cfg, &ws) < 0)
@@ -158,6 +163,7 @@ static void setup(void)
     text_cfg.refuse_binary = 1;
     config(&ping_cfg);
     ping_cfg.ping_interval = 100 * GH_MSEC;
+    config(&doomed_cfg);
     gh_server_config_t cfg;
     gh_server_config_init(&cfg);
     cfg.handler = handler;
@@ -663,6 +669,18 @@ START_TEST(test_abrupt_reset_is_reported_1006_and_others_go_on)
 }
 END_TEST
 
+START_TEST(test_abort_in_on_open_ends_the_connection_without_input)
+{
+    int fd = ws_connect("/doomed");
+    /* The client sends nothing: only the abort posted before the watch started can
+     * end it. */
+    ck_assert_int_eq(th_wait_closed(fd, WAIT_MS), 1);
+    ck_assert(wait_count(&n_closed, 1));
+    ck_assert_int_eq(last_code, GH_WS_ABNORMAL);
+    close(fd);
+}
+END_TEST
+
 /* ---- backpressure, many, broadcast, collection ------------------------------------------ */
 
 START_TEST(test_client_that_stops_reading_gets_bounded_queue_and_drain)
@@ -897,6 +915,7 @@ Suite *test_suite(void)
     tcase_add_test(tc, test_unanswered_close_times_out);
     tcase_add_test(tc, test_keepalive_pings_and_a_silent_peer_is_dropped);
     tcase_add_test(tc, test_abrupt_reset_is_reported_1006_and_others_go_on);
+    tcase_add_test(tc, test_abort_in_on_open_ends_the_connection_without_input);
     tcase_add_test(tc, test_server_shutdown_closes_with_1001_and_waits_for_the_answer);
     suite_add_tcase(s, tc);
 
