@@ -41,7 +41,9 @@ GH_BEGIN_DECLS
  * Alloc:     by gh_response_hijack (GC object). No _free.
  * Lifetime:  while the caller holds it (or the reader/writer, which point to it).
  * OS state:  the descriptor is closed by gh_netconn_close (idempotent), or by the
- *            finalizer backstop if the netconn is dropped open.
+ *            finalizer backstop if the netconn is dropped open. On a connection handed
+ *            to gh_watch_start, gh_netconn_close ends the watch as gh_watch_abort does
+ *            (the watch takes the descriptor off its loop, then closes it).
  * Threads:   one reader and one writer may run concurrently.
  */
 /* gh_netconn_t is declared in response.h. */
@@ -78,6 +80,7 @@ GH_EXTERN int gh_response_hijack(gh_response_t *w, gh_netconn_t **conn, gh_bufrw
 
 GH_EXTERN ssize_t gh_netconn_read(gh_netconn_t *c, void *buf, size_t n) GH_WARN_UNUSED GH_NONNULL(1);
 GH_EXTERN ssize_t gh_netconn_write(gh_netconn_t *c, const void *buf, size_t n) GH_NONNULL(1);
+/** 0, or GH_EBADF if it was closed already (by this call, or as its watch ended). */
 GH_EXTERN int gh_netconn_close(gh_netconn_t *c) GH_NONNULL(1);
 /** Absolute deadlines (gh_now() + d); 0 clears. */
 GH_EXTERN void gh_netconn_set_deadline(gh_netconn_t *c, gh_time_t at) GH_NONNULL(1);
