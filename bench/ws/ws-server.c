@@ -6,7 +6,8 @@
  * Every WebSocket message is echoed, except a text message starting with "bcast": its
  * rest goes to every connection, as one frame shared by all (gh_ws_broadcast). GET /stats
  * answers "websockets N", "live_bytes B" (after two full collections), "threads T" and
- * "rss_kb K" (from /proc/self/status). No compression.
+ * "rss_kb K" (from /proc/self/status); GET /types, live objects per type (with WS_TYPES=1
+ * in the environment, which turns on per-object accounting). No compression.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,15 @@ static long proc_status(const char *key)
     return v;
 }
 
+static void print_type(gh_type_t *t, void *data)
+{
+    gh_type_stats_t st;
+    gh_type_stats(t, &st);
+    if (st.live > 0)
+        gh_response_printf(data, "type %s %ld live, %lu B each\n", st.name, st.live,
+                           st.allocated ? st.bytes / st.allocated : 0);
+}
+
 static void on_request(gh_response_t *w, gh_request_t *r, void *data)
 {
     (void)data;
@@ -80,6 +90,12 @@ static void on_request(gh_response_t *w, gh_request_t *r, void *data)
     if (gh_request_header(r, "Upgrade")) {
         if (gh_ws_upgrade(w, r, &ws_cfg, &ws) < 0)
             return;
+        return;
+    }
+    if (!strcmp(gh_request_target(r), "/types")) {
+        /* Live objects per type (WS_TYPES=1 turns the accounting on at start). */
+        gh_gc_collect(2);
+        gh_type_foreach(print_type, w);
         return;
     }
     gh_gc_collect(2);
@@ -102,6 +118,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     gh_gc_init();
+    if (getenv("WS_TYPES"))
+        gh_obj_set_accounting(1);
     conns = gh_ptrs_new(MAX_CONNS);
     gh_ws_config_init(&ws_cfg);
     ws_cfg.deflate = 0;
