@@ -697,18 +697,26 @@ int gh__watch_netconn_close(gh_netconn_t *nc)
     return 0;
 }
 
+/* Why w cannot be given back now (0: it can). Under w->mu. */
+static int stop_refused(gh_watch_t *w)
+{
+    if (w->qhead)
+        return GH_EBUSY;
+    if (w->state != W_OPEN || w->err || (w->pend & EV_ABORT))
+        return GH_EBADF; /* ended or ending: closed, aborted or a write failed */
+    return 0;
+}
+
 int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t *rw)
 {
     *nc = NULL;
     if (tls_cur != w)
         return GH_EINVAL;
     pthread_mutex_lock(&w->mu);
-    int st = w->state, busy = w->qhead != NULL;
+    int rc = stop_refused(w); /* before building the reader and writer */
     pthread_mutex_unlock(&w->mu);
-    if (st == W_DONE)
-        return GH_EBADF;
-    if (busy)
-        return GH_EBUSY;
+    if (rc < 0)
+        return rc;
     /* The pending input: the rest of what `readable` is looking at, or the leftovers. */
     const char *in = w->cur ? w->cur : w->in;
     size_t len = w->cur ? w->cur_len : w->in_len;
@@ -730,13 +738,10 @@ int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t 
     /* Another thread may have written, closed or aborted meanwhile: looked at again
      * in the same hold that ends the watch. */
     pthread_mutex_lock(&w->mu);
-    if (w->qhead) {
+    rc = stop_refused(w);
+    if (rc < 0) {
         pthread_mutex_unlock(&w->mu);
-        return GH_EBUSY;
-    }
-    if (w->state != W_OPEN || w->err || (w->pend & EV_ABORT)) {
-        pthread_mutex_unlock(&w->mu);
-        return GH_EBADF;
+        return rc;
     }
     set_state(w, W_DONE);
     w->timer_at = 0;
@@ -1044,7 +1049,7 @@ int gh__watch_go(gh_watch_t *w)
         wset_arm(w->set, at);
     /* A gh_netconn_close that came between the look-up of the descriptor and the flag
      * above closed it behind the watch: end it (unregister only forgets it then). */
-    if (gh_fd_is_closed(gh_netconn_fd(w->nc)))
+    if (gh_fd_is_closed(f))
         watch_abort(w, GH_EBADF);
     else if (ev)
         post(w, ev);

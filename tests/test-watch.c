@@ -5,8 +5,9 @@
  * "close" -> "bye" then the close, "stop" -> given back to a thread that answers
  * "stopped:" + the next line through the returned reader, "block" -> the callback
  * blocks until the test releases it. A timer callback (the test may set timers itself)
- * counts, blocks so if the test asked it to, and answers "tick". Upgrading at /graceful adds a shutdown callback
- * that answers "going" (and keeps the connection until "close"). */
+ * counts, blocks if the test asked it to, and answers "tick". Upgrading at /graceful
+ * adds a shutdown callback that answers "going" (and keeps the connection until
+ * "close"). */
 #include "config.h"
 
 #include <errno.h>
@@ -94,6 +95,15 @@ static void block_here(void)
     pthread_mutex_unlock(&mu);
 }
 
+/* Let every "block" go (and those to come). */
+static void release_blocked(void)
+{
+    pthread_mutex_lock(&mu);
+    released = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
 static size_t lines(gh_watch_t *w, char *p, size_t n);
 
 static size_t on_readable(gh_watch_t *w, char *p, size_t n, void *data)
@@ -137,7 +147,6 @@ static size_t lines(gh_watch_t *w, char *p, size_t n)
             return n;
         } else if (len == 5 && !memcmp(line, "block", 5)) {
             block_here();
-
         } else if (len == 4 && !memcmp(line, "stop", 4)) {
             /* What follows "stop\n" goes back with the connection, in the reader. */
             if (gh_watch_stop(w, used, &given_back, &given_rw) == 0 &&
@@ -475,10 +484,7 @@ START_TEST(test_a_blocking_callback_hands_its_loop_to_another_thread)
     close(h);
     /* A's next line waits for its blocked callback, then comes in order. */
     th_send_str(a, "echo a after\n");
-    pthread_mutex_lock(&mu);
-    released = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    release_blocked();
     inlen = 0;
     ck_assert(expect(a, "a after\n"));
     ck_assert_int_eq(__atomic_load_n(&n_overlap, __ATOMIC_SEQ_CST), 0);
@@ -565,14 +571,6 @@ static int watch_fd(int k)
     gh_watch_t *w = watches[k - 1];
     pthread_mutex_unlock(&mu);
     return gh_fd_fileno(gh_netconn_fd(gh_watch_netconn(w)));
-}
-
-static void release_blocked(void)
-{
-    pthread_mutex_lock(&mu);
-    released = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
 }
 
 START_TEST(test_closing_a_watched_connection_ends_the_watch_and_spares_its_number)

@@ -150,8 +150,9 @@ GH_EXTERN void gh_watch_abort(gh_watch_t *w) GH_NONNULL(1);
  * @param[out] rw  a new reader holding the unconsumed input (and reading nc after it)
  *                 and a new writer over nc; may be NULL if no input is pending
  * @return 0; GH_EBUSY if output is still queued (wait for `writable`); GH_EINVAL
- *         outside the watch's callbacks, or with input pending and rw NULL; GH_EBADF if the watch
- *         already ended; GH_ENOMEM.
+ *         outside the watch's callbacks, or with input pending and rw NULL; GH_EBADF
+ *         if the watch ended or is ending (gh_watch_close, gh_watch_abort,
+ *         gh_netconn_close, or a failed write, from any thread); GH_ENOMEM.
  */
 GH_EXTERN GH_WARN_UNUSED int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc,
                                            gh_bufrw_t *rw) GH_NONNULL(1, 3);
