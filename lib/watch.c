@@ -115,6 +115,7 @@ struct gh_watch_s {
                             * gh_watch_set_timer cancels it) */
     uint8_t running;       /* a thread runs its callbacks */
     uint8_t nc_closed;     /* gh_netconn_close came here once (a second is GH_EBADF) */
+    uint8_t given_back;    /* gh_watch_stop gave the netconn back (closes are its own) */
 };
 
 static const size_t w_ptrs[] = {offsetof(gh_watch_t, nc),    offsetof(gh_watch_t, server),
@@ -679,18 +680,27 @@ int gh__watch_netconn_close(gh_netconn_t *nc)
     int li;
     gh_server_t *s = gh__netconn_server(nc, &li);
     wset_t *set = s && li < s->n_loops ? wset_peek(s, li) : NULL;
-    gh_watch_t *w = NULL;
-    if (set && gh_fd_acquire(f) == 0) {
-        w = wset_at(set, (size_t)gh_fd_fileno(f));
-        gh_fd_release(f);
-    }
+    if (!set)
+        return gh_fd_close(f); /* not while watched: the watch keeps its server */
+    if (gh_fd_acquire(f) < 0)
+        return GH_EBADF; /* closed: by its watch, as it ended */
+    /* Open, so the number is its own: the entry there is its watch, or none. */
+    gh_watch_t *w = wset_at(set, (size_t)gh_fd_fileno(f));
+    gh_fd_release(f);
+    /* Still flagged but off the table: the watch is ending and closes it itself
+     * (gh_watch_stop clears the flag before it leaves the table). */
     if (!w || w->nc != nc)
-        return gh_fd_close(f); /* it left its loop meanwhile */
-    /* Looked at and marked in one hold: of two racing closes, one ends the watch. */
+        return GH_EBADF;
+    /* Looked at and marked in one hold: of two racing closes, one ends the watch, and
+     * gh_watch_stop either refuses (nc_closed) or has given it back first. */
     pthread_mutex_lock(&w->mu);
+    int back = w->given_back;
     int open = w->state != W_DONE && !(w->pend & EV_ABORT) && !w->nc_closed;
-    w->nc_closed = 1;
+    if (!back)
+        w->nc_closed = 1;
     pthread_mutex_unlock(&w->mu);
+    if (back)
+        return gh_fd_close(f); /* the program's again */
     if (!open)
         return GH_EBADF;
     watch_abort(w, 0);
@@ -702,7 +712,7 @@ static int stop_refused(gh_watch_t *w)
 {
     if (w->qhead)
         return GH_EBUSY;
-    if (w->state != W_OPEN || w->err || (w->pend & EV_ABORT))
+    if (w->state != W_OPEN || w->err || (w->pend & EV_ABORT) || w->nc_closed)
         return GH_EBADF; /* ended or ending: closed, aborted or a write failed */
     return 0;
 }
@@ -744,13 +754,16 @@ int gh_watch_stop(gh_watch_t *w, size_t consumed, gh_netconn_t **nc, gh_bufrw_t 
         return rc;
     }
     set_state(w, W_DONE);
+    w->given_back = 1;
     w->timer_at = 0;
     w->timer_due = 0;
     w->pend = 0;
     pthread_mutex_unlock(&w->mu);
     int graceful = w->ops->shutdown != NULL;
+    /* The program's again: cleared while the watch is still on the table, where a
+     * racing gh_netconn_close finds it given back (gh__watch_netconn_close). */
+    gh__netconn_set_watched(w->nc, 0);
     unregister(w);
-    gh__netconn_set_watched(w->nc, 0); /* the program's again */
     w->in = NULL;
     w->in_len = w->in_cap = 0;
     *nc = w->nc;
